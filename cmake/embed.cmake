@@ -1,0 +1,11 @@
+# Concatenates the OpenCL sources into one C string: cmake -DOUT=... -DSRCS="a;b" -P embed.cmake
+set(text "")
+foreach(f ${SRCS})
+  file(READ ${f} body)
+  string(APPEND text "/* ---- ${f} ---- */\n${body}\n")
+endforeach()
+string(REPLACE "\\" "\\\\" text "${text}")
+string(REPLACE "\"" "\\\"" text "${text}")
+string(REPLACE "\n" "\\n\"\n\"" text "${text}")
+file(WRITE ${OUT}.tmp "/* generated from the cl/ sources by cmake/embed.cmake */\nstatic const char mf_kernel_source[] =\n\"${text}\";\n")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -1,0 +1,127 @@
+-- Generators over the Philox kernels: (seed, offset) is the whole state,
+-- and each draw advances the offset by the counters it used.
+local core = require "moonflow.core"
+
+local R = {}
+local Generator = {}
+Generator.__index = Generator
+Generator.__name = "moonflow.Generator"
+
+local function check_seed(seed, fn)
+  if math.type(seed) ~= "integer" then
+    error(("moonflow.%s: seed must be an integer, got %s"):format(fn, tostring(seed)), 3)
+  end
+end
+
+function R.Generator(seed)
+  seed = seed or 0
+  check_seed(seed, "Generator")
+  return setmetatable({ seed = seed, offset = 0 }, Generator)
+end
+
+local function draw(g, kind, shape, a, b, dtype)
+  local t, off = core.rand(kind, shape, g.seed, g.offset, a, b, dtype)
+  g.offset = off
+  return t
+end
+
+local function opt(o, k, i, default)
+  if o == nil then return default end
+  local v = o[k]
+  if v == nil then v = o[i] end
+  if v == nil then return default end
+  return v
+end
+
+-- uniform in [low, high)
+function Generator:uniform(shape, o)
+  return draw(self, "uniform", shape, opt(o, "low", 1, 0), opt(o, "high", 2, 1), o and o.dtype)
+end
+
+-- N(mean, std^2) by Box-Muller
+function Generator:normal(shape, o)
+  return draw(self, "normal", shape, opt(o, "mean", 1, 0), opt(o, "std", 2, 1), o and o.dtype)
+end
+
+-- integers in [low, high), i32
+function Generator:randint(shape, low, high)
+  if high == nil then low, high = 0, low end
+  if math.type(low) ~= "integer" or math.type(high) ~= "integer" then
+    error(("moonflow.randint: bounds must be integers, got %s and %s"):format(tostring(low), tostring(high)), 2)
+  end
+  return draw(self, "randint", shape, low, high)
+end
+
+-- a random permutation of 0..n-1 (i32): argsort of uniform keys on the host
+function Generator:permutation(n)
+  local keys = core.flat(self:uniform({ n }))
+  local idx = {}
+  for i = 1, n do idx[i] = i end
+  table.sort(idx, function(a, b) return keys[a] < keys[b] end)
+  for i = 1, n do idx[i] = idx[i] - 1 end
+  return core.tensor(idx, "i32")
+end
+
+function Generator:get_state() return { seed = self.seed, offset = self.offset } end
+
+function Generator:set_state(s)
+  if type(s) ~= "table" or math.type(s.seed) ~= "integer" or math.type(s.offset) ~= "integer" then
+    error("moonflow.Generator:set_state: expected {seed = integer, offset = integer}", 2)
+  end
+  self.seed, self.offset = s.seed, s.offset
+end
+
+function Generator:manual_seed(seed)
+  check_seed(seed, "manual_seed")
+  self.seed, self.offset = seed, 0
+  return self
+end
+
+-- A generator whose seed derives from (seed, name): splitmix64 of both.
+local function mix(x)
+  x = x + 0x9E3779B97F4A7C15
+  x = (x ~ (x >> 30)) * 0xBF58476D1CE4E5B9
+  x = (x ~ (x >> 27)) * 0x94D049BB133111EB
+  return x ~ (x >> 31)
+end
+local function derive(seed, name)
+  local h = seed
+  for i = 1, #name do h = mix(h ~ name:byte(i)) end
+  return mix(h)
+end
+
+-- named independent streams: rngs.params, rngs.time, rngs.noise, ...
+local Rngs = {}
+Rngs.__name = "moonflow.Rngs"
+Rngs.__index = function(self, name)
+  if type(name) ~= "string" then return nil end
+  local m = rawget(Rngs, name)
+  if m then return m end
+  local g = R.Generator(derive(rawget(self, "_seed"), name))
+  rawset(self, name, g)
+  return g
+end
+
+function R.Rngs(seed)
+  seed = seed or 0
+  check_seed(seed, "Rngs")
+  return setmetatable({ _seed = seed }, Rngs)
+end
+
+function Rngs.get_state(self)
+  local s = { _seed = self._seed }
+  for k, v in pairs(self) do if k ~= "_seed" then s[k] = v:get_state() end end
+  return s
+end
+
+function Rngs.set_state(self, s)
+  for k, v in pairs(s) do if k ~= "_seed" then self[k]:set_state(v) end end
+end
+
+R.default = R.Generator(0)
+function R.manual_seed(seed) R.default:manual_seed(seed) end
+function R.rand(shape, o) return R.default:uniform(shape, o) end
+function R.randn(shape, o) return R.default:normal(shape, o) end
+function R.randint(shape, low, high) return R.default:randint(shape, low, high) end
+
+return R

@@ -1,0 +1,89 @@
+/* Matrix products through CLBlast. A row-major operand whose last two dims
+   are swapped in memory (a transposed view) goes in as a transpose flag. */
+#include <clblast_c.h>
+#include <string.h>
+
+#include "ops.h"
+#include "runtime.h"
+
+/* Layout of the last two dims of t: 0 row-major, 1 transposed, -1 neither.
+   *ld receives the leading dimension. */
+static int layout(const mf_tensor *t, size_t *ld) {
+  int n = t->ndim;
+  int64_t r = t->shape[n - 2], c = t->shape[n - 1], sr = t->strides[n - 2], sc = t->strides[n - 1];
+  if ((sc == 1 || c == 1) && sr >= (c > 1 ? c : 1)) { *ld = (size_t)(sr > 0 ? sr : 1); if (r == 1) *ld = (size_t)(c > 1 ? c : 1); return 0; }
+  if ((sr == 1 || r == 1) && sc >= (r > 1 ? r : 1)) { *ld = (size_t)(sc > 0 ? sc : 1); if (c == 1) *ld = (size_t)(r > 1 ? r : 1); return 1; }
+  return -1;
+}
+
+/* a usable operand: itself when its layout is BLAS-friendly, else a packed copy */
+static int operand(mf_tensor *dst, const mf_tensor *a, int *trans, size_t *ld, int64_t *bstride) {
+  int l = layout(a, ld);
+  int batch_ok = a->ndim == 2 || a->shape[0] == 1 || a->strides[0] > 0;
+  if (l < 0 || !batch_ok) {
+    if (mf_cast(dst, a, a->dtype)) return -1;
+    l = layout(dst, ld);
+  } else {
+    mf_view_of(dst, a);
+  }
+  *trans = l;
+  *bstride = dst->ndim == 3 ? dst->strides[0] : 0;
+  return 0;
+}
+
+int mf_matmul(mf_tensor *out, const mf_tensor *a, const mf_tensor *b) {
+  mf_runtime *r = mf_rt();
+  if (!r) return -1;
+  int nd = a->ndim;
+  int64_t m = a->shape[nd - 2], k = a->shape[nd - 1], n = b->shape[nd - 1];
+  int64_t batch = nd == 3 ? a->shape[0] : 1;
+  int64_t sh[3] = {batch, m, n};
+  if (mf_empty(out, a->dtype, nd, nd == 3 ? sh : sh + 1)) return -1;
+  if (m == 0 || n == 0) return 0;
+  if (k == 0) {
+    if (mf_fill(out, 0)) goto fail;
+    return 0;
+  }
+  mf_tensor A, B;
+  int ta, tb;
+  size_t lda, ldb;
+  int64_t sa, sb;
+  if (operand(&A, a, &ta, &lda, &sa)) goto fail;
+  if (operand(&B, b, &tb, &ldb, &sb)) { mf_tensor_free(&A); goto fail; }
+  CLBlastTranspose TA = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+  CLBlastTranspose TB = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+  CLBlastStatusCode s;
+  cl_command_queue q = r->queue;
+  if (a->dtype == MF_F32) {
+    if (batch == 1)
+      s = CLBlastSgemm(CLBlastLayoutRowMajor, TA, TB, (size_t)m, (size_t)n, (size_t)k, 1.0f, A.st->buf,
+                       (size_t)A.offset, lda, B.st->buf, (size_t)B.offset, ldb, 0.0f, out->st->buf, 0,
+                       (size_t)n, &q, NULL);
+    else
+      s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, TA, TB, (size_t)m, (size_t)n, (size_t)k, 1.0f,
+                                     A.st->buf, (size_t)A.offset, lda, (size_t)sa, B.st->buf,
+                                     (size_t)B.offset, ldb, (size_t)sb, 0.0f, out->st->buf, 0, (size_t)n,
+                                     (size_t)(m * n), (size_t)batch, &q, NULL);
+  } else {
+    if (batch == 1)
+      s = CLBlastDgemm(CLBlastLayoutRowMajor, TA, TB, (size_t)m, (size_t)n, (size_t)k, 1.0, A.st->buf,
+                       (size_t)A.offset, lda, B.st->buf, (size_t)B.offset, ldb, 0.0, out->st->buf, 0,
+                       (size_t)n, &q, NULL);
+    else
+      s = CLBlastDgemmStridedBatched(CLBlastLayoutRowMajor, TA, TB, (size_t)m, (size_t)n, (size_t)k, 1.0,
+                                     A.st->buf, (size_t)A.offset, lda, (size_t)sa, B.st->buf,
+                                     (size_t)B.offset, ldb, (size_t)sb, 0.0, out->st->buf, 0, (size_t)n,
+                                     (size_t)(m * n), (size_t)batch, &q, NULL);
+  }
+  mf_tensor_free(&A);
+  mf_tensor_free(&B);
+  if (s != CLBlastSuccess) {
+    mf_fail("CLBlast gemm failed with status %d", (int)s);
+    goto fail;
+  }
+  mf_stat.launches++;
+  return 0;
+fail:
+  mf_tensor_free(out);
+  return -1;
+}

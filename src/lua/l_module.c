@@ -1,0 +1,145 @@
+/* luaopen_moonflow_core: the Tensor metatable, shared helpers, and the
+   registration of every binding file. */
+#include <string.h>
+
+#include "lmf.h"
+
+/* device bytes allocated since the collector last heard of them */
+static size_t gc_pending;
+
+int lmf_fail(lua_State *L, const char *fn) {
+  return luaL_error(L, "moonflow.%s: %s", fn, mf_last_error());
+}
+
+mf_tensor *lmf_test(lua_State *L, int idx) {
+  mf_tensor *t = luaL_testudata(L, idx, LMF_TENSOR);
+  return t && t->st ? t : NULL;
+}
+
+mf_tensor *lmf_check(lua_State *L, int idx, const char *fn) {
+  mf_tensor *t = lmf_test(L, idx);
+  if (!t)
+    luaL_error(L, "moonflow.%s: argument %d must be a tensor, got %s", fn, idx, luaL_typename(L, idx));
+  return t;
+}
+
+mf_tensor *lmf_push(lua_State *L, mf_tensor *t) {
+  mf_tensor *u = lua_newuserdatauv(L, sizeof *u, 1);
+  *u = *t;
+  luaL_setmetatable(L, LMF_TENSOR);
+  /* Lua sees a small userdata; step the collector by the device bytes it holds
+     so that temporaries are reclaimed at the pace they are made. */
+  if (u->offset == 0 && u->st->refs == 1) {
+    gc_pending += u->st->bytes;
+    if (gc_pending >= (1 << 18)) {
+      lua_gc(L, LUA_GCSTEP, (int)(gc_pending >> 10));
+      gc_pending = 0;
+    }
+  }
+  return u;
+}
+
+int lmf_shape(lua_State *L, int idx, const char *fn, int64_t *shape) {
+  if (lua_isinteger(L, idx)) {
+    shape[0] = lua_tointeger(L, idx);
+    if (shape[0] < 0) luaL_error(L, "moonflow.%s: negative size %d", fn, (int)shape[0]);
+    return 1;
+  }
+  if (!lua_istable(L, idx))
+    return luaL_error(L, "moonflow.%s: shape must be a table of sizes, got %s", fn, luaL_typename(L, idx));
+  int n = (int)lua_rawlen(L, idx);
+  if (n > MF_MAX_DIMS) return luaL_error(L, "moonflow.%s: %d dims, at most %d are supported", fn, n, MF_MAX_DIMS);
+  for (int i = 0; i < n; ++i) {
+    lua_rawgeti(L, idx, i + 1);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    lua_pop(L, 1);
+    if (!ok || v < 0) return luaL_error(L, "moonflow.%s: size %d of the shape must be a non-negative integer", fn, i + 1);
+    shape[i] = v;
+  }
+  return n;
+}
+
+mf_dtype lmf_dtype(lua_State *L, int idx, const char *fn) {
+  if (lua_isnoneornil(L, idx)) return MF_F32;
+  const char *s = lua_tostring(L, idx);
+  int d = s ? mf_dtype_from_name(s) : -1;
+  if (d < 0) luaL_error(L, "moonflow.%s: unknown dtype %s (use \"f32\", \"f64\" or \"i32\")", fn, s ? s : luaL_typename(L, idx));
+  if (d == MF_F64) {
+    mf_runtime *r = mf_rt();
+    if (!r) lmf_fail(L, fn);
+    if (!r->fp64)
+      luaL_error(L, "moonflow.%s: dtype f64 needs cl_khr_fp64, which %s lacks%s", fn, r->info.name,
+                 r->info.fp64 ? " (disabled by MOONFLOW_DISABLE_FP64)" : "");
+  }
+  return (mf_dtype)d;
+}
+
+int lmf_dim(lua_State *L, int idx, int ndim, const char *fn) {
+  lua_Integer d = luaL_checkinteger(L, idx);
+  lua_Integer z = d < 0 ? d + ndim : d - 1;
+  if (z < 0 || z >= ndim)
+    luaL_error(L, "moonflow.%s: dim %d out of range for a tensor with %d dims", fn, (int)d, ndim);
+  return (int)z;
+}
+
+const char *lmf_opname(lua_State *L, int idx, const char *const *ops, const char *fn) {
+  const char *s = luaL_checkstring(L, idx);
+  for (int i = 0; ops[i]; ++i)
+    if (strcmp(ops[i], s) == 0) return ops[i];
+  luaL_error(L, "moonflow.%s: unknown op %s", fn, s);
+  return NULL;
+}
+
+static int t_gc(lua_State *L) {
+  mf_tensor *t = luaL_checkudata(L, 1, LMF_TENSOR);
+  if (t->st) mf_tensor_free(t);
+  return 0;
+}
+
+/* __index: methods first, then the tensor's own fields (grad, ...). */
+static int t_index(lua_State *L) {
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static int t_newindex(lua_State *L) {
+  if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 1);
+  }
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+int luaopen_moonflow_core(lua_State *L) {
+  lua_newtable(L); /* module */
+  luaL_newmetatable(L, LMF_TENSOR);
+  lua_newtable(L); /* methods */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "methods");
+  lua_pushcclosure(L, t_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, t_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, t_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushstring(L, "moonflow.Tensor");
+  lua_setfield(L, -2, "__name");
+  lua_setfield(L, -2, "metatable");
+  lmf_open_runtime(L);
+  lmf_open_tensor(L);
+  lmf_open_ops(L);
+  return 1;
+}

@@ -1,0 +1,106 @@
+/* Devices, stats and memory reports. */
+#include <string.h>
+
+#include "lmf.h"
+
+static void push_info(lua_State *L, const mf_device_info *d, int index) {
+  lua_createtable(L, 0, 9);
+  lua_pushinteger(L, index);
+  lua_setfield(L, -2, "index");
+  lua_pushstring(L, d->name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, d->vendor);
+  lua_setfield(L, -2, "vendor");
+  lua_pushstring(L, d->platform);
+  lua_setfield(L, -2, "platform");
+  lua_pushstring(L, d->version);
+  lua_setfield(L, -2, "version");
+  lua_pushstring(L, d->is_gpu ? "gpu" : "cpu");
+  lua_setfield(L, -2, "type");
+  lua_pushboolean(L, d->fp64);
+  lua_setfield(L, -2, "fp64");
+  lua_pushinteger(L, (lua_Integer)d->global_mem);
+  lua_setfield(L, -2, "global_memory");
+  lua_pushinteger(L, d->compute_units);
+  lua_setfield(L, -2, "compute_units");
+}
+
+static int l_devices(lua_State *L) {
+  mf_device_info infos[32];
+  int n = mf_list_devices(infos, 32);
+  if (n < 0) return lmf_fail(L, "devices");
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n && i < 32; ++i) {
+    push_info(L, &infos[i], i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int l_device(lua_State *L) {
+  mf_runtime *r = mf_rt();
+  if (!r) return lmf_fail(L, "device");
+  push_info(L, &r->info, -1);
+  lua_pushboolean(L, r->fp64);
+  lua_setfield(L, -2, "fp64");
+  lua_pushboolean(L, r->info.fp64);
+  lua_setfield(L, -2, "fp64_hardware");
+  return 1;
+}
+
+#define SETI(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+
+static int l_stats(lua_State *L) {
+  lua_createtable(L, 0, 8);
+  SETI("launches", mf_stat.launches);
+  SETI("reads", mf_stat.reads);
+  SETI("read_bytes", mf_stat.read_bytes);
+  SETI("writes", mf_stat.writes);
+  SETI("write_bytes", mf_stat.write_bytes);
+  SETI("allocs", mf_stat.allocs);
+  SETI("alloc_bytes", mf_stat.alloc_bytes);
+  SETI("reuses", mf_stat.reuses);
+  return 1;
+}
+
+static int l_reset_stats(lua_State *L) {
+  (void)L;
+  memset(&mf_stat, 0, sizeof mf_stat);
+  return 0;
+}
+
+static int l_memory(lua_State *L) {
+  mf_memory m;
+  mf_memory_get(&m);
+  lua_createtable(L, 0, 4);
+  SETI("in_use", m.in_use);
+  SETI("cached", m.cached);
+  SETI("peak", m.peak);
+  SETI("buffers", m.buffers);
+  return 1;
+}
+
+static int l_reset_peak(lua_State *L) {
+  (void)L;
+  mf_memory_reset_peak();
+  return 0;
+}
+
+static int l_trim(lua_State *L) {
+  (void)L;
+  mf_memory_trim();
+  return 0;
+}
+
+static int l_finish(lua_State *L) {
+  if (mf_finish()) return lmf_fail(L, "synchronize");
+  return 0;
+}
+
+void lmf_open_runtime(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"devices", l_devices}, {"device", l_device}, {"stats", l_stats},
+      {"reset_stats", l_reset_stats}, {"memory", l_memory}, {"reset_peak", l_reset_peak},
+      {"trim", l_trim}, {"synchronize", l_finish}, {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+}

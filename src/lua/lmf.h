@@ -1,0 +1,35 @@
+/* Binding helpers shared by the src/lua files. Argument checks and Lua
+   errors live in this layer only. */
+#ifndef LMF_H
+#define LMF_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "../ops.h"
+#include "../runtime.h"
+
+#define LMF_TENSOR "moonflow.Tensor"
+
+/* Raises "moonflow.<fn>: <core error>". */
+int lmf_fail(lua_State *L, const char *fn);
+/* The tensor at idx, or an argument error naming fn. */
+mf_tensor *lmf_check(lua_State *L, int idx, const char *fn);
+mf_tensor *lmf_test(lua_State *L, int idx);
+/* Pushes a new tensor userdata that takes ownership of *t. */
+mf_tensor *lmf_push(lua_State *L, mf_tensor *t);
+/* Reads a shape table {d1, d2, ...} (or a single integer) at idx. */
+int lmf_shape(lua_State *L, int idx, const char *fn, int64_t *shape);
+/* A dtype name at idx ("f32" when nil). */
+mf_dtype lmf_dtype(lua_State *L, int idx, const char *fn);
+/* A 1-based (or negative, from the end) dim at idx for a tensor of ndim
+   dims, returned 0-based. */
+int lmf_dim(lua_State *L, int idx, int ndim, const char *fn);
+/* The function name passed as the op string at idx, checked against a list. */
+const char *lmf_opname(lua_State *L, int idx, const char *const *ops, const char *fn);
+
+void lmf_open_tensor(lua_State *L);  /* fills the module table on top */
+void lmf_open_ops(lua_State *L);
+void lmf_open_runtime(lua_State *L);
+
+#endif

@@ -1,0 +1,84 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+#include "runtime.h"
+
+/* out[r * P + p] = fold of row r's elements p, p + P, ... */
+static int launch_rows(mf_tensor *out, const char *op, const mf_tensor *a, int rows, int cols, int P) {
+  char prefix[32];
+  snprintf(prefix, sizeof prefix, "red_%s", op);
+  cl_kernel k = mf_typed_kernel(prefix, a->dtype);
+  if (!k) return -1;
+  cl_int oa = (cl_int)a->offset;
+  if (mf_args(k, 6, MF_ARG(out->st->buf), MF_ARG(a->st->buf), MF_ARG(oa), MF_ARG(rows), MF_ARG(cols),
+              MF_ARG(P)))
+    return -1;
+  return mf_launch(k, (size_t)rows * (size_t)P, 0);
+}
+
+/* Partials per row: enough work-items to keep the device busy, each folding
+   a run of at least 256 elements. */
+static int partials(int rows, int cols) {
+  mf_runtime *r = mf_rt();
+  int want = r->info.compute_units * (r->info.is_gpu ? 2048 : 64);
+  int P = (want + rows - 1) / rows;
+  if (P > cols / 256) P = cols / 256;
+  return P < 1 ? 1 : P;
+}
+
+int mf_reduce(mf_tensor *out, const char *op, const mf_tensor *a, unsigned mask, int keepdim) {
+  int perm[MF_MAX_DIMS], np = 0, ond = 0;
+  int64_t osh[MF_MAX_DIMS];
+  int64_t rows = 1, cols = 1;
+  for (int d = 0; d < a->ndim; ++d)
+    if (!(mask >> d & 1)) {
+      perm[np++] = d;
+      rows *= a->shape[d];
+    }
+  for (int d = 0; d < a->ndim; ++d) {
+    if (mask >> d & 1) {
+      perm[np++] = d;
+      cols *= a->shape[d];
+      if (keepdim) osh[ond++] = 1;
+    } else {
+      osh[ond++] = a->shape[d];
+    }
+  }
+  if (cols == 0 && strcmp(op, "sum") && strcmp(op, "sumsq"))
+    return mf_fail("%s of an empty selection has no value", op);
+  mf_tensor v, c;
+  mf_view_of(&v, a);
+  mf_permute(&v, perm);
+  int rc = mf_contiguous(&c, &v);
+  mf_tensor_free(&v);
+  if (rc) return -1;
+  if (mf_empty(out, a->dtype, ond, osh)) goto fail_c;
+  if (cols == 0) {
+    rc = mf_fill(out, 0);
+    mf_tensor_free(&c);
+    if (rc) mf_tensor_free(out);
+    return rc;
+  }
+  int P = partials((int)rows, (int)cols);
+  if (P == 1) {
+    if (launch_rows(out, op, &c, (int)rows, (int)cols, 1)) goto fail_out;
+  } else {
+    mf_tensor part;
+    int64_t psh[1] = {rows * P};
+    if (mf_empty(&part, a->dtype, 1, psh)) goto fail_out;
+    /* partial sums of squares add up as plain sums */
+    const char *second = strcmp(op, "sumsq") == 0 ? "sum" : op;
+    rc = launch_rows(&part, op, &c, (int)rows, (int)cols, P) ||
+         launch_rows(out, second, &part, (int)rows, P, 1);
+    mf_tensor_free(&part);
+    if (rc) goto fail_out;
+  }
+  mf_tensor_free(&c);
+  return 0;
+fail_out:
+  mf_tensor_free(out);
+fail_c:
+  mf_tensor_free(&c);
+  return -1;
+}

@@ -1,0 +1,42 @@
+/* Tensors: a storage, an element offset, shape and strides (in elements),
+   a dtype. Views share storage; every op writes a fresh contiguous tensor
+   unless it is an in-place op. */
+#ifndef MF_TENSOR_H
+#define MF_TENSOR_H
+
+#include "alloc.h"
+
+typedef struct mf_tensor {
+  mf_storage *st;
+  int64_t offset;
+  int ndim;
+  int64_t shape[MF_MAX_DIMS];
+  int64_t strides[MF_MAX_DIMS];
+  mf_dtype dtype;
+} mf_tensor;
+
+int64_t mf_numel(const mf_tensor *t);
+int mf_is_contiguous(const mf_tensor *t);
+void mf_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+
+/* Allocates an uninitialized contiguous tensor into *out. */
+int mf_empty(mf_tensor *out, mf_dtype dt, int ndim, const int64_t *shape);
+/* *out becomes a view of t (storage retained). */
+void mf_view_of(mf_tensor *out, const mf_tensor *t);
+void mf_tensor_free(mf_tensor *t); /* releases the storage reference */
+
+/* Host transfers. A write is enqueued without waiting; a read waits. */
+int mf_from_host(mf_tensor *t, const void *data); /* t contiguous */
+int mf_to_host(const mf_tensor *t, void *data);    /* any layout; packs C order */
+
+/* In-place view changes on *t (metadata only). Errors name `fn`. */
+int mf_reshape_view(mf_tensor *t, int ndim, const int64_t *shape); /* -1 if not viewable */
+int mf_permute(mf_tensor *t, const int *perm);
+int mf_narrow(mf_tensor *t, int dim, int64_t start, int64_t len);
+int mf_expand(mf_tensor *t, int ndim, const int64_t *shape);
+
+/* Broadcast shape of a and b; -1 with an error naming both shapes. */
+int mf_broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *sb, int *nout,
+                       int64_t *sout);
+
+#endif
