@@ -1,0 +1,61 @@
+-- `scripts/moonflow COMMAND ...`: each command lives in moonflow.commands.<name>
+-- and exports {summary = "...", usage = "...", run = function(args) ... end}.
+local CLI = {}
+
+CLI.commands = { "run", "repl", "devices", "bench", "train", "sample" }
+
+local function load(name)
+  local ok, m = pcall(require, "moonflow.commands." .. name)
+  if ok then return m end
+  return nil, m
+end
+
+function CLI.help()
+  local lines = { "usage: scripts/moonflow COMMAND [ARGS...]", "", "commands:" }
+  for _, name in ipairs(CLI.commands) do
+    local m = load(name)
+    if m then lines[#lines + 1] = ("  %-8s %s"):format(name, m.summary) end
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "`scripts/moonflow COMMAND --help` describes one command."
+  lines[#lines + 1] = "Environment: MOONFLOW_DEVICE (index or name substring) picks the OpenCL device."
+  return table.concat(lines, "\n")
+end
+
+function CLI.main(argv)
+  local name = argv[1]
+  if name == nil or name == "--help" or name == "-h" or name == "help" then
+    print(CLI.help())
+    return name ~= nil and 0 or 1
+  end
+  local m, err = load(name)
+  if not m then
+    if err and not err:find("module 'moonflow.commands." .. name .. "' not found", 1, true) then
+      io.stderr:write(err, "\n")
+      return 1
+    end
+    io.stderr:write(("moonflow: unknown command %q\n\n"):format(name), CLI.help(), "\n")
+    return 2
+  end
+  local args = { table.unpack(argv, 2) }
+  if args[1] == "--help" or args[1] == "-h" then
+    print(m.usage)
+    return 0
+  end
+  return m.run(args) or 0
+end
+
+-- run as a script by the launcher
+if arg and arg[0] and arg[0]:match("cli%.lua$") then
+  local ok, rc = xpcall(CLI.main, function(e)
+    if os.getenv("MOONFLOW_TRACE") then return debug.traceback(e, 2) end
+    return e
+  end, arg)
+  if not ok then
+    io.stderr:write("moonflow: ", tostring(rc), "\n")
+    os.exit(1)
+  end
+  os.exit(rc)
+end
+
+return CLI
