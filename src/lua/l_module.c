@@ -141,5 +141,9 @@ int luaopen_moonflow_core(lua_State *L) {
   lmf_open_runtime(L);
   lmf_open_tensor(L);
   lmf_open_ops(L);
+  lmf_open_diffusion(L);
+  lmf_open_optim(L);
+  lmf_open_io(L);
+  lmf_open_sampler(L);
   return 1;
 }

@@ -31,5 +31,9 @@ const char *lmf_opname(lua_State *L, int idx, const char *const *ops, const char
 void lmf_open_tensor(lua_State *L);  /* fills the module table on top */
 void lmf_open_ops(lua_State *L);
 void lmf_open_runtime(lua_State *L);
+void lmf_open_diffusion(lua_State *L); /* l_diffusion.c: noising, targets, losses, RF */
+void lmf_open_optim(lua_State *L);     /* l_optim.c: AdamW, SGD, EMA, clipping */
+void lmf_open_io(lua_State *L);        /* l_io.c: PNG, gzip */
+void lmf_open_sampler(lua_State *L);   /* l_sampler.c: fused sampler updates */
 
 #endif
