@@ -16,7 +16,6 @@ function ctx.time(fn, reps)
   mf.synchronize()
   local best = math.huge
   for _ = 1, reps do
-    local t0 = os.clock and require("moonflow.core") and nil
     local s = ctx.now()
     fn()
     mf.synchronize()
@@ -25,16 +24,7 @@ function ctx.time(fn, reps)
   return best
 end
 
--- wall clock in seconds (os.time is whole seconds; read /proc/uptime's finer clock)
-function ctx.now()
-  local f = io.open("/proc/uptime")
-  if f then
-    local v = tonumber(f:read("*n"))
-    f:close()
-    if v then return v end
-  end
-  return os.time()
-end
+ctx.now = mf.core.clock
 
 print(("device: %s (%s)"):format(mf.device().name, mf.device().type))
 for _, name in ipairs(want) do

@@ -14,7 +14,7 @@ mf.default_generator = function() return R.default end
 
 mf.devices, mf.device = core.devices, core.device
 mf.stats, mf.reset_stats, mf.memory = core.stats, core.reset_stats, core.memory
-mf.reset_peak, mf.synchronize = core.reset_peak, core.synchronize
+mf.reset_peak, mf.synchronize, mf.clock = core.reset_peak, core.synchronize, core.clock
 
 mf.no_grad = A.no_grad
 mf.grad_enabled = A.grad_enabled

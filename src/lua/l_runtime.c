@@ -1,5 +1,6 @@
 /* Devices, stats and memory reports. */
 #include <string.h>
+#include <time.h>
 
 #include "lmf.h"
 
@@ -97,10 +98,18 @@ static int l_finish(lua_State *L) {
   return 0;
 }
 
+/* monotonic seconds, for benchmarks and progress */
+static int l_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+  return 1;
+}
+
 void lmf_open_runtime(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"devices", l_devices}, {"device", l_device}, {"stats", l_stats},
       {"reset_stats", l_reset_stats}, {"memory", l_memory}, {"reset_peak", l_reset_peak},
-      {"trim", l_trim}, {"synchronize", l_finish}, {NULL, NULL}};
+      {"trim", l_trim}, {"synchronize", l_finish}, {"clock", l_clock}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
