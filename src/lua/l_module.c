@@ -145,5 +145,6 @@ int luaopen_moonflow_core(lua_State *L) {
   lmf_open_optim(L);
   lmf_open_io(L);
   lmf_open_sampler(L);
+  lmf_open_repl(L);
   return 1;
 }

@@ -1,6 +1,7 @@
 /* Devices, stats and memory reports. */
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lmf.h"
 
@@ -106,10 +107,16 @@ static int l_clock(lua_State *L) {
   return 1;
 }
 
+/* isatty(fd): whether progress output goes to a terminal */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+  return 1;
+}
+
 void lmf_open_runtime(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"devices", l_devices}, {"device", l_device}, {"stats", l_stats},
       {"reset_stats", l_reset_stats}, {"memory", l_memory}, {"reset_peak", l_reset_peak},
-      {"trim", l_trim}, {"synchronize", l_finish}, {"clock", l_clock}, {NULL, NULL}};
+      {"trim", l_trim}, {"synchronize", l_finish}, {"clock", l_clock}, {"isatty", l_isatty}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

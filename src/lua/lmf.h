@@ -35,5 +35,6 @@ void lmf_open_diffusion(lua_State *L); /* l_diffusion.c: noising, targets, losse
 void lmf_open_optim(lua_State *L);     /* l_optim.c: AdamW, SGD, EMA, clipping */
 void lmf_open_io(lua_State *L);        /* l_io.c: PNG, gzip */
 void lmf_open_sampler(lua_State *L);   /* l_sampler.c: fused sampler updates */
+void lmf_open_repl(lua_State *L);      /* l_repl.c: readline history for the REPL */
 
 #endif
