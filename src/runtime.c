@@ -171,6 +171,8 @@ static int init(void) {
   return build_program();
 }
 
+int mf_rt_started(void) { return rt_state == 1; }
+
 mf_runtime *mf_rt(void) {
   if (rt_state == 1) return &rt;
   if (rt_state == -1) { mf_fail("%s", rt_error); return NULL; }

@@ -33,6 +33,8 @@ int mf_list_devices(mf_device_info *out, int cap);
 /* Initializes on first call (device chosen by MOONFLOW_DEVICE, else the first
    GPU, else the first CPU); returns NULL with the error set on failure. */
 mf_runtime *mf_rt(void);
+/* 1 once mf_rt() has succeeded (nothing is initialized by asking). */
+int mf_rt_started(void);
 
 /* The kernel named `name` from the one program (built on first use). */
 cl_kernel mf_kernel(const char *name);

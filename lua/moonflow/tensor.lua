@@ -159,9 +159,10 @@ end
 M.std = function(t, ...) return O.sqrt(M.var(t, ...)) end
 
 ------------------------------------------------------------------ in place
--- Not recorded: use them on tensors that autograd does not track.
+-- Not recorded: use them on tensors that autograd does not track, or
+-- under mf.no_grad (how parameters are set by hand).
 local function guard(t, fn)
-  if t._node ~= nil or t._leaf then
+  if (t._node ~= nil or t._leaf) and A.grad_enabled() then
     error(("moonflow.%s: in-place op on a tensor that requires grad"):format(fn), 3)
   end
 end

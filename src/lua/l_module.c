@@ -123,7 +123,22 @@ static int t_newindex(lua_State *L) {
   return 0;
 }
 
+/* Waits for the queue when the state closes: pending writes end in a
+   callback inside this library, which must not run after Lua unloads it. */
+static int finish_at_close(lua_State *L) {
+  (void)L;
+  if (mf_rt_started()) mf_finish();
+  return 0;
+}
+
 int luaopen_moonflow_core(lua_State *L) {
+  /* created after the loader's library handle, so finalized before it */
+  lua_newuserdatauv(L, 1, 0);
+  lua_newtable(L);
+  lua_pushcfunction(L, finish_at_close);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "moonflow.closer");
   lua_newtable(L); /* module */
   luaL_newmetatable(L, LMF_TENSOR);
   lua_newtable(L); /* methods */

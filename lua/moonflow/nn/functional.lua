@@ -1,0 +1,84 @@
+-- Functional forms of the layers, built from differentiable ops (so both
+-- reverse and forward mode work through them). Fused versions replace these
+-- bodies where a kernel pays; the signatures stay.
+local core = require "moonflow.core"
+local O = require "moonflow.ops"
+local A = require "moonflow.autograd"
+
+local F = {}
+
+local acts = { silu = O.silu, gelu = O.gelu, relu = O.relu, tanh = O.tanh, sigmoid = O.sigmoid }
+
+-- y = act(x W^T + b) for x {..., in}, W {out, in}, b {out} or nil, act a name or nil
+function F.linear(x, w, b, act)
+  local xs = x:shape()
+  local n = #xs
+  local x2 = x
+  if n ~= 2 then
+    local rows = 1
+    for i = 1, n - 1 do rows = rows * xs[i] end
+    x2 = O.reshape(x, { rows, xs[n] })
+  end
+  local y = O.matmul(x2, O.transpose(w, 1, 2))
+  if b then y = O.add(y, b) end
+  if act then y = acts[act](y) end
+  if n ~= 2 then
+    local ys = {}
+    for i = 1, n - 1 do ys[i] = xs[i] end
+    ys[n] = w:shape()[1]
+    y = O.reshape(y, ys)
+  end
+  return y
+end
+
+-- y = (x - mean) / sqrt(var + eps) * w + b over the last dim (biased var)
+function F.layer_norm(x, w, b, eps)
+  eps = eps or 1e-5
+  local d = core.dim(x)
+  local mu = O.mean(x, { d }, true)
+  local xc = O.sub(x, mu)
+  local var = O.mean(O.square(xc), { d }, true)
+  local y = O.mul(xc, O.rsqrt(O.add(var, eps)))
+  if w then y = O.mul(y, w) end
+  if b then y = O.add(y, b) end
+  return y
+end
+
+F.silu = O.silu
+F.gelu = O.gelu
+F.relu = O.relu
+F.tanh = O.tanh
+F.sigmoid = O.sigmoid
+
+-- Sinusoidal features of t {B}: [cos(t f_k), sin(t f_k)], f_k = exp(-log(P) k / half)
+-- for k = 0..half-1 (DiT's timestep_embedding), t scaled by `scale` first.
+local freq_cache = setmetatable({}, { __mode = "v" })
+function F.timestep_features(t, dim, max_period, scale, dtype)
+  max_period, scale = max_period or 10000, scale or 1
+  local half = dim // 2
+  local key = ("%d:%g:%g:%s"):format(half, max_period, scale, dtype)
+  local f = freq_cache[key]
+  if not f then
+    local v = {}
+    for k = 0, half - 1 do v[k + 1] = scale * math.exp(-math.log(max_period) * k / half) end
+    f = core.tensor({ v }, dtype) -- {1, half}
+    freq_cache[key] = f
+  end
+  local B = t:shape()[1]
+  local args = O.mul(O.reshape(t, { B, 1 }), f)
+  local parts = { O.cos(args), O.sin(args) }
+  if dim % 2 == 1 then parts[3] = core.full({ B, 1 }, 0, dtype) end
+  return O.cat(parts, 2)
+end
+
+-- x * keep / (1 - p) with keep ~ Bernoulli(1 - p) from generator g
+function F.dropout(x, p, g)
+  if p <= 0 then return x end
+  if p >= 1 then return O.mul(x, 0) end
+  local u = g:uniform(x:shape(), { dtype = core.dtype(x) })
+  local keep = core.binary("ge", u, p)
+  return O.mul(x, core.binary("mul", keep, 1 / (1 - p)))
+end
+
+F.is_tensor = A.is_tensor
+return F
