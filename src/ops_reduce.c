@@ -21,6 +21,7 @@ static int launch_rows(mf_tensor *out, const char *op, const mf_tensor *a, int r
    a run of at least 256 elements. */
 static int partials(int rows, int cols) {
   mf_runtime *r = mf_rt();
+  if (rows < 1) return 1; /* nothing to reduce; avoids dividing by 0 */
   int want = r->info.compute_units * (r->info.is_gpu ? 2048 : 64);
   int P = (want + rows - 1) / rows;
   if (P > cols / 256) P = cols / 256;

@@ -62,7 +62,7 @@ static int l_where(lua_State *L) {
 static int l_clamp(lua_State *L) {
   mf_tensor *a = lmf_check(L, 1, "clamp"), out;
   double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
-  if (lo > hi) return luaL_error(L, "moonflow.clamp: low %g is above high %g", lo, hi);
+  if (lo > hi) return luaL_error(L, "moonflow.clamp: low %f is above high %f", lo, hi);
   if (mf_clamp(&out, a, lo, hi)) return lmf_fail(L, "clamp");
   lmf_push(L, &out);
   return 1;
@@ -251,8 +251,8 @@ static int l_rand(lua_State *L) {
   if (dt == MF_I32 && !isint) return luaL_error(L, "moonflow.%s: dtype must be f32 or f64", kind);
   if (isint && !(b > a)) return luaL_error(L, "moonflow.randint: empty range [%d, %d)", (int)a, (int)b);
   if (strcmp(kind, "uniform") == 0 && !(b >= a))
-    return luaL_error(L, "moonflow.uniform: low %g is above high %g", a, b);
-  if (strcmp(kind, "normal") == 0 && !(b >= 0)) return luaL_error(L, "moonflow.normal: std %g is negative", b);
+    return luaL_error(L, "moonflow.uniform: low %f is above high %f", a, b);
+  if (strcmp(kind, "normal") == 0 && !(b >= 0)) return luaL_error(L, "moonflow.normal: std %f is negative", b);
   mf_tensor out;
   if (mf_empty(&out, dt, nd, shape)) return lmf_fail(L, kind);
   int rc = isint ? mf_rand_int(&out, seed, &off, (int32_t)a, (int32_t)b)

@@ -78,6 +78,9 @@ static int l_tensor(lua_State *L) {
   double *v = scratch(L, (size_t)n * sizeof(double));
   int64_t pos = 0;
   fill_nested(L, 1, 0, nd, shape, v, &pos);
+  for (int64_t i = 0; dt == MF_I32 && i < n; ++i) /* no silent truncation to i32 */
+    if (!(v[i] >= -2147483648.0 && v[i] <= 2147483647.0 && v[i] == (double)(int32_t)v[i]))
+      return luaL_error(L, "moonflow.tensor: element %d is %f, not an i32 integer", (int)i + 1, (lua_Number)v[i]);
   void *host = scratch(L, (size_t)n * mf_dtype_size(dt));
   pack(host, v, n, dt);
   mf_tensor t;
