@@ -1,7 +1,114 @@
-/* Binding of the io kernels. */
+/* Binding of files and data: PNG (libpng), whole-file reads with gzip
+   (zlib), atomic writes, element decoding for npy/IDX/safetensors, and the
+   launchers of cl/data.cl and cl/metrics.cl. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io_decode.h"
+#include "../io_gzip.h"
+#include "../io_png.h"
 #include "lmf.h"
 
+/* write_png(path, w, h, channels, bytes): 8-bit rows, top to bottom */
+static int l_write_png(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer w = luaL_checkinteger(L, 2), h = luaL_checkinteger(L, 3), c = luaL_checkinteger(L, 4);
+  size_t len;
+  const char *px = luaL_checklstring(L, 5, &len);
+  if (w < 1 || h < 1 || w > 1 << 15 || h > 1 << 15 || c < 1 || c > 4)
+    return luaL_error(L, "moonflow.write_png: invalid image %dx%d with %d channels (1..4)", (int)w,
+                      (int)h, (int)c);
+  if (len != (size_t)(w * h * c))
+    return luaL_error(L, "moonflow.write_png: %d bytes given, a %dx%d image with %d channels needs %d",
+                      (int)len, (int)w, (int)h, (int)c, (int)(w * h * c));
+  if (mf_png_write(path, (int)w, (int)h, (int)c, (const unsigned char *)px)) return lmf_fail(L, "write_png");
+  return 0;
+}
+
+/* read_png(path) -> w, h, channels, bytes (8 bits per channel) */
+static int l_read_png(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int w, h, c;
+  unsigned char *px;
+  if (mf_png_read(path, &w, &h, &c, &px)) return lmf_fail(L, "read_png");
+  lua_pushinteger(L, w);
+  lua_pushinteger(L, h);
+  lua_pushinteger(L, c);
+  lua_pushlstring(L, (const char *)px, (size_t)w * h * c);
+  free(px);
+  return 4;
+}
+
+/* read_file(path[, max_bytes]) -> content, inflated when gzip */
+static int l_read_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)1 << 34);
+  unsigned char *data;
+  size_t len;
+  if (mf_file_read(path, (size_t)max, &data, &len)) return lmf_fail(L, "read_file");
+  lua_pushlstring(L, (const char *)data, len);
+  free(data);
+  return 1;
+}
+
+/* write_file(path, string or list of strings[, gzip]): temp file, fsync, rename */
+static int l_write_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int gz = lua_toboolean(L, 3);
+  int n = lua_istable(L, 2) ? (int)lua_rawlen(L, 2) : 1;
+  if (!lua_istable(L, 2)) luaL_checkstring(L, 2);
+  const void **chunks = lua_newuserdatauv(L, sizeof(void *) * (size_t)(n ? n : 1), 0);
+  size_t *lens = lua_newuserdatauv(L, sizeof(size_t) * (size_t)(n ? n : 1), 0);
+  for (int i = 0; i < n; ++i) {
+    if (lua_istable(L, 2)) {
+      lua_rawgeti(L, 2, i + 1);
+      if (!lua_isstring(L, -1))
+        return luaL_error(L, "moonflow.write_file: chunk %d is a %s, not a string", i + 1, luaL_typename(L, -1));
+      chunks[i] = lua_tolstring(L, -1, &lens[i]); /* stays referenced by the table */
+      lua_pop(L, 1);
+    } else {
+      chunks[i] = lua_tolstring(L, 2, &lens[i]);
+    }
+  }
+  if (mf_file_write_atomic(path, n, chunks, lens, gz)) return lmf_fail(L, "write_file");
+  return 0;
+}
+
+/* decode(bytes, offset, shape, kind, big_endian, dtype[, scale, shift]) -> tensor:
+   elements of `kind` from byte offset (0-based), converted as scale * v + shift */
+static int l_decode(lua_State *L) {
+  size_t len;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+  lua_Integer off = luaL_checkinteger(L, 2);
+  int64_t shape[MF_MAX_DIMS];
+  int nd = lmf_shape(L, 3, "decode", shape);
+  const char *kname = luaL_checkstring(L, 4);
+  int big = lua_toboolean(L, 5);
+  mf_dtype dt = lmf_dtype(L, 6, "decode");
+  double scale = luaL_optnumber(L, 7, 1.0), shift = luaL_optnumber(L, 8, 0.0);
+  int k = mf_src_from_name(kname);
+  if (k < 0) return luaL_error(L, "moonflow.decode: unknown element type %s", kname);
+  int64_t n = 1;
+  for (int i = 0; i < nd; ++i) n *= shape[i];
+  size_t need = (size_t)n * mf_src_size((mf_src_kind)k);
+  if (off < 0 || (size_t)off > len || len - (size_t)off < need)
+    return luaL_error(L, "moonflow.decode: %d %s elements at byte %d need %d bytes, %d are there",
+                      (int)n, kname, (int)off, (int)need, (int)(len - ((size_t)off < len ? (size_t)off : len)));
+  void *host = lua_newuserdatauv(L, (size_t)n * mf_dtype_size(dt) + 1, 0);
+  if (mf_decode(host, dt, s + off, (mf_src_kind)k, (size_t)n, big, scale, shift)) return lmf_fail(L, "decode");
+  mf_tensor t;
+  if (mf_empty(&t, dt, nd, shape)) return lmf_fail(L, "decode");
+  if (mf_from_host(&t, host)) {
+    mf_tensor_free(&t);
+    return lmf_fail(L, "decode");
+  }
+  lmf_push(L, &t);
+  return 1;
+}
+
 void lmf_open_io(lua_State *L) {
-  static const luaL_Reg fns[] = {{NULL, NULL}};
+  static const luaL_Reg fns[] = {{"write_png", l_write_png}, {"read_png", l_read_png},
+                                 {"read_file", l_read_file}, {"write_file", l_write_file},
+                                 {"decode", l_decode}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
