@@ -1,7 +1,108 @@
-/* Binding of the diffusion kernels. */
+/* Binding of the diffusion kernels (src/ops_diffusion.c). These are the raw
+   launchers; lua/moonflow/diffusion.lua wraps them as differentiable ops. */
+#include "../ops_diffusion.h"
 #include "lmf.h"
 
+static mf_tensor *opt_tensor(lua_State *L, int idx, const char *fn) {
+  return lua_isnoneornil(L, idx) ? NULL : lmf_check(L, idx, fn);
+}
+
+static int int_in(lua_State *L, int idx, int lo, int hi, const char *fn, const char *what) {
+  lua_Integer v = luaL_checkinteger(L, idx);
+  if (v < lo || v > hi) luaL_error(L, "moonflow.%s: %s %d is outside [%d, %d]", fn, what, (int)v, lo, hi);
+  return (int)v;
+}
+
+/* noise_target(x, y, p, kind, tr, both) */
+static int l_noise_target(lua_State *L) {
+  const char *fn = "noise_target";
+  mf_tensor *x = lmf_check(L, 1, fn), *y = lmf_check(L, 2, fn), *p = lmf_check(L, 3, fn), out;
+  int kind = int_in(L, 4, 0, 2, fn, "kind");
+  if (mf_noise_target(&out, x, y, p, kind, lua_toboolean(L, 5), lua_toboolean(L, 6))) return lmf_fail(L, fn);
+  lmf_push(L, &out);
+  return 1;
+}
+
+/* rowred(a, b|nil, w|nil, s, mode) */
+static int l_rowred(lua_State *L) {
+  const char *fn = "rowred";
+  mf_tensor *a = lmf_check(L, 1, fn), *b = opt_tensor(L, 2, fn), *w = opt_tensor(L, 3, fn), out;
+  double s = luaL_checknumber(L, 4);
+  int mode = int_in(L, 5, 0, 2, fn, "mode");
+  if (mf_rowred(&out, a, b, w, s, mode)) return lmf_fail(L, fn);
+  lmf_push(L, &out);
+  return 1;
+}
+
+/* rowred_grad(a, b|nil, w|nil, g, s, mode) */
+static int l_rowred_grad(lua_State *L) {
+  const char *fn = "rowred_grad";
+  mf_tensor *a = lmf_check(L, 1, fn), *b = opt_tensor(L, 2, fn), *w = opt_tensor(L, 3, fn);
+  mf_tensor *g = lmf_check(L, 4, fn), out;
+  double s = luaL_checknumber(L, 5);
+  int mode = int_in(L, 6, 0, 2, fn, "mode");
+  if (mf_rowred_grad(&out, a, b, w, g, s, mode)) return lmf_fail(L, fn);
+  lmf_push(L, &out);
+  return 1;
+}
+
+/* diff_coef(t, which, param, deriv) */
+static int l_diff_coef(lua_State *L) {
+  const char *fn = "diff_coef";
+  mf_tensor *t = lmf_check(L, 1, fn), out;
+  int which = int_in(L, 2, 0, 11, fn, "coefficient");
+  if (mf_diff_coef(&out, t, which, luaL_optnumber(L, 3, 0), lua_toboolean(L, 4))) return lmf_fail(L, fn);
+  lmf_push(L, &out);
+  return 1;
+}
+
+static int l_ndtri(lua_State *L) {
+  mf_tensor *u = lmf_check(L, 1, "ndtri"), out;
+  if (mf_ndtri(&out, u)) return lmf_fail(L, "ndtri");
+  lmf_push(L, &out);
+  return 1;
+}
+
+/* rf_conv(a, b, t, op, wa, wb) */
+static int l_rf_conv(lua_State *L) {
+  const char *fn = "rf_conv";
+  mf_tensor *a = lmf_check(L, 1, fn), *b = lmf_check(L, 2, fn), *t = lmf_check(L, 3, fn), out;
+  int op = int_in(L, 4, 0, 4, fn, "op");
+  if (mf_rf_conv(&out, a, b, t, op, lua_toboolean(L, 5), lua_toboolean(L, 6))) return lmf_fail(L, fn);
+  lmf_push(L, &out);
+  return 1;
+}
+
+/* rf_conv_ff(ahi, alo|nil, bhi, blo|nil, thi, tlo|nil, op, wa, wb, want_lo) -> hi[, lo] */
+static int l_rf_conv_ff(lua_State *L) {
+  const char *fn = "rf_conv_ff";
+  mf_tensor *ah = lmf_check(L, 1, fn), *al = opt_tensor(L, 2, fn), *bh = lmf_check(L, 3, fn);
+  mf_tensor *bl = opt_tensor(L, 4, fn), *th = lmf_check(L, 5, fn), *tl = opt_tensor(L, 6, fn);
+  int op = int_in(L, 7, 0, 4, fn, "op");
+  int want_lo = lua_toboolean(L, 10);
+  mf_tensor hi, lo;
+  if (mf_rf_conv_ff(&hi, want_lo ? &lo : NULL, ah, al, bh, bl, th, tl, op, lua_toboolean(L, 8),
+                    lua_toboolean(L, 9)))
+    return lmf_fail(L, fn);
+  lmf_push(L, &hi);
+  if (!want_lo) return 1;
+  lmf_push(L, &lo);
+  return 2;
+}
+
+static int l_rf_split(lua_State *L) {
+  mf_tensor *v = lmf_check(L, 1, "rf_split"), hi, lo;
+  if (mf_rf_split(&hi, &lo, v)) return lmf_fail(L, "rf_split");
+  lmf_push(L, &hi);
+  lmf_push(L, &lo);
+  return 2;
+}
+
 void lmf_open_diffusion(lua_State *L) {
-  static const luaL_Reg fns[] = {{NULL, NULL}};
+  static const luaL_Reg fns[] = {{"noise_target", l_noise_target}, {"rowred", l_rowred},
+                                 {"rowred_grad", l_rowred_grad},   {"diff_coef", l_diff_coef},
+                                 {"ndtri", l_ndtri},               {"rf_conv", l_rf_conv},
+                                 {"rf_conv_ff", l_rf_conv_ff},     {"rf_split", l_rf_split},
+                                 {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
