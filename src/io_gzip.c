@@ -53,6 +53,14 @@ int mf_file_read(const char *path, size_t max_bytes, unsigned char **data, size_
     if (r == 0) break;
     n += (size_t)r;
   }
+  /* gzread returns what it inflated from a cut stream; the error says so */
+  int code;
+  gzerror(g, &code);
+  if (code == Z_BUF_ERROR) {
+    free(buf);
+    gzclose(g);
+    return mf_fail("%s: corrupt or truncated gzip data (the stream ends early)", path);
+  }
   gzclose(g);
   *data = buf;
   *len = n;
