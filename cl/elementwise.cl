@@ -3,22 +3,81 @@
    out[oo + i] for i in [0, n) (contiguous), inputs are read through
    (nd, shape, strides) or contiguously when nd == 0. */
 
-#define MF_UNARY(name, T, suf, expr)                                           \
-  kernel void un_##name##_##suf(global T *out, int oo, global const T *a,      \
-                                int oa, int n, int nd, int8 shape, int8 sa) {  \
+/* Contiguous fast paths. On CPUs each work-item walks its own run (see
+   MF_FOR); with V = VRUN the run goes 16 lanes at a time in T16 vectors,
+   which is how PoCL vectorizes builtins such as erf, exp or pow (a scalar
+   loop calling them stays scalar). VRUN needs an expression valid for
+   vectors too; SRUN keeps scalars (comparisons: (T)(x < y) has no vector
+   form). On GPUs both are the grid-stride loop. */
+#ifdef MF_CPU
+#define MF_VRUN_UN(T, expr)                                                    \
+  {                                                                            \
+    int2 r_ = mf_run(n);                                                       \
+    int i = r_.x;                                                              \
+    for (; i + 16 <= r_.y; i += 16) {                                          \
+      T##16 x = vload16(0, a + oa + i);                                        \
+      vstore16((expr), 0, out + oo + i);                                       \
+    }                                                                          \
+    for (; i < r_.y; ++i) { T x = a[oa + i]; out[oo + i] = (expr); }           \
+  }
+#define MF_VRUN_BIN(T, expr)                                                   \
+  {                                                                            \
+    int2 r_ = mf_run(n);                                                       \
+    int i = r_.x;                                                              \
+    for (; i + 16 <= r_.y; i += 16) {                                          \
+      T##16 x = vload16(0, a + oa + i), y = vload16(0, b + ob + i);            \
+      vstore16((expr), 0, out + oo + i);                                       \
+    }                                                                          \
+    for (; i < r_.y; ++i) { T x = a[oa + i], y = b[ob + i]; out[oo + i] = (expr); } \
+  }
+/* x op s (rev = 0) or s op x (rev = 1) */
+#define MF_VRUN_BINS(T, expr, rev)                                             \
+  {                                                                            \
+    int2 r_ = mf_run(n);                                                       \
+    int i = r_.x;                                                              \
+    T##16 sv = (T##16)(s);                                                     \
+    for (; i + 16 <= r_.y; i += 16) {                                          \
+      T##16 v = vload16(0, a + oa + i), x = rev ? sv : v, y = rev ? v : sv;    \
+      vstore16((expr), 0, out + oo + i);                                       \
+    }                                                                          \
+    for (; i < r_.y; ++i) {                                                    \
+      T v = a[oa + i], x = rev ? s : v, y = rev ? v : s;                       \
+      out[oo + i] = (expr);                                                    \
+    }                                                                          \
+  }
+#else
+#define MF_VRUN_UN(T, expr) MF_SRUN_UN(T, expr)
+#define MF_VRUN_BIN(T, expr) MF_SRUN_BIN(T, expr)
+#define MF_VRUN_BINS(T, expr, rev) MF_SRUN_BINS(T, expr, rev)
+#endif
+#define MF_SRUN_UN(T, expr) MF_FOR(i, n) { T x = a[oa + i]; out[oo + i] = (expr); }
+#define MF_SRUN_BIN(T, expr)                                                   \
+  MF_FOR(i, n) { T x = a[oa + i], y = b[ob + i]; out[oo + i] = (expr); }
+#define MF_SRUN_BINS(T, expr, rev)                                             \
+  MF_FOR(i, n) { T v = a[oa + i], x = rev ? s : v, y = rev ? v : s; out[oo + i] = (expr); }
+
+/* names are pasted here: an inner macro would expand PoCL's `#define exp _cl_exp` */
+#define MF_UNARY(name, T, suf, expr) MF_UNARY_K(un_##name##_##suf, T, expr, VRUN)
+#define MF_UNARY_K(kname, T, expr, V)                                          \
+  kernel void kname(global T *out, int oo, global const T *a, int oa, int n,   \
+                    int nd, int8 shape, int8 sa) {                             \
     if (nd == 0) {                                                             \
-      MF_FOR(i, n) { T x = a[oa + i]; out[oo + i] = (expr); }                  \
+      MF_##V##_UN(T, expr)                                                     \
     } else {                                                                   \
       MF_FOR(i, n) { T x = a[oa + mf_sidx(i, nd, shape, sa)]; out[oo + i] = (expr); } \
     }                                                                          \
   }
 
 #define MF_BINARY(name, T, suf, expr)                                          \
-  kernel void bin_##name##_##suf(global T *out, int oo, global const T *a,     \
-                                 int oa, global const T *b, int ob, int n,     \
-                                 int nd, int8 shape, int8 sa, int8 sb) {       \
+  MF_BINARY_K(bin_##name##_##suf, bins_##name##_##suf, T, expr, VRUN)
+#define MF_BINARY_CMP(name, T, suf, expr)                                      \
+  MF_BINARY_K(bin_##name##_##suf, bins_##name##_##suf, T, expr, SRUN)
+#define MF_BINARY_K(kbin, kbins, T, expr, V)                                   \
+  kernel void kbin(global T *out, int oo, global const T *a, int oa,           \
+                   global const T *b, int ob, int n, int nd, int8 shape,       \
+                   int8 sa, int8 sb) {                                         \
     if (nd == 0) {                                                             \
-      MF_FOR(i, n) { T x = a[oa + i], y = b[ob + i]; out[oo + i] = (expr); }   \
+      MF_##V##_BIN(T, expr)                                                    \
     } else {                                                                   \
       MF_FOR(i, n) {                                                           \
         T x = a[oa + mf_sidx(i, nd, shape, sa)];                               \
@@ -28,13 +87,12 @@
     }                                                                          \
   }                                                                            \
   /* x op s, or s op x when rev != 0 */                                        \
-  kernel void bins_##name##_##suf(global T *out, int oo, global const T *a,    \
-                                  int oa, T s, int rev, int n, int nd,         \
-                                  int8 shape, int8 sa) {                       \
+  kernel void kbins(global T *out, int oo, global const T *a, int oa, T s,     \
+                    int rev, int n, int nd, int8 shape, int8 sa) {             \
     if (nd == 0 && !rev) {                                                     \
-      MF_FOR(i, n) { T x = a[oa + i], y = s; out[oo + i] = (expr); }           \
+      MF_##V##_BINS(T, expr, 0)                                                \
     } else if (nd == 0) {                                                      \
-      MF_FOR(i, n) { T y = a[oa + i], x = s; out[oo + i] = (expr); }           \
+      MF_##V##_BINS(T, expr, 1)                                                \
     } else {                                                                   \
       MF_FOR(i, n) {                                                           \
         T v = a[oa + mf_sidx(i, nd, shape, sa)];                               \
@@ -124,12 +182,12 @@
   MF_BINARY(mul, T, suf, x * y)                                                \
   MF_BINARY(maximum, T, suf, x > y ? x : y)                                    \
   MF_BINARY(minimum, T, suf, x < y ? x : y)                                    \
-  MF_BINARY(lt, T, suf, (T)(x < y))                                            \
-  MF_BINARY(le, T, suf, (T)(x <= y))                                           \
-  MF_BINARY(gt, T, suf, (T)(x > y))                                            \
-  MF_BINARY(ge, T, suf, (T)(x >= y))                                           \
-  MF_BINARY(eq, T, suf, (T)(x == y))                                           \
-  MF_BINARY(ne, T, suf, (T)(x != y))
+  MF_BINARY_CMP(lt, T, suf, (T)(x < y))                                        \
+  MF_BINARY_CMP(le, T, suf, (T)(x <= y))                                       \
+  MF_BINARY_CMP(gt, T, suf, (T)(x > y))                                        \
+  MF_BINARY_CMP(ge, T, suf, (T)(x >= y))                                       \
+  MF_BINARY_CMP(eq, T, suf, (T)(x == y))                                       \
+  MF_BINARY_CMP(ne, T, suf, (T)(x != y))
 
 #define MF_FLOAT_BINARIES(T, suf)                                              \
   MF_BINARY(div, T, suf, x / y)                                                \
@@ -143,7 +201,8 @@ MF_CLAMP(float, f32)
 MF_FILL(float, f32)
 
 MF_UNARY(neg, int, i32, -x)
-MF_UNARY(abs, int, i32, abs(x))
+/* not abs(): it returns uint */
+MF_UNARY(abs, int, i32, x < 0 ? -x : x)
 MF_UNARY(square, int, i32, x * x)
 MF_COMMON_BINARIES(int, i32)
 MF_WHERE(int, i32)

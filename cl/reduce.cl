@@ -1,8 +1,83 @@
 /* Row reductions over a contiguous [rows, cols] block.
-   Work-item (r, p) of rows x P folds a[r, p], a[r, p + P], a[r, p + 2P], ...
-   into out[r * P + p]; a second launch with P = 1 finishes when P > 1.
+   Work-item (r, p) of rows x P folds its share of row r into out[r * P + p];
+   a second launch with P = 1 finishes when P > 1. GPUs: the share is
+   a[r, p], a[r, p + P], ... (coalesced). CPUs: the p-th of P contiguous
+   runs, 64 elements a step as four T16 vectors.
    Sums use Kahan compensation: error O(eps) instead of O(cols * eps). */
 
+/* s + x with compensation c (lost low part, negated), scalar or vector */
+#define MF_KAHAN(TT, s, c, x)                                                  \
+  {                                                                            \
+    TT y_ = (x) - c, t_ = s + y_;                                              \
+    c = (t_ - s) - y_;                                                         \
+    s = t_;                                                                    \
+  }
+
+#ifdef MF_CPU
+/* this work-item's run [lo, hi) of its row; every run is non-empty when P <= cols */
+#define MF_RED_RUN(T)                                                          \
+  int g = get_global_id(0);                                                    \
+  if (g >= rows * P) return;                                                   \
+  int r = g / P, p = g - r * P;                                                \
+  int lo = (int)((long)cols * p / P), hi = (int)((long)cols * (p + 1) / P);    \
+  global const T *row = a + oa + (long)r * cols;                               \
+  int k = lo;
+
+/* four Kahan chains (one is latency bound), merged, then the 16 lanes */
+#define MF_RED_SUM(name, T, suf, f)                                            \
+  kernel void red_##name##_##suf(global T *out, global const T *a, int oa,     \
+                                 int rows, int cols, int P) {                  \
+    MF_RED_RUN(T)                                                              \
+    T##16 s0 = 0, c0 = 0, s1 = 0, c1 = 0, s2 = 0, c2 = 0, s3 = 0, c3 = 0, x;   \
+    for (; k + 64 <= hi; k += 64) {                                            \
+      x = vload16(0, row + k); MF_KAHAN(T##16, s0, c0, f)                      \
+      x = vload16(1, row + k); MF_KAHAN(T##16, s1, c1, f)                      \
+      x = vload16(2, row + k); MF_KAHAN(T##16, s2, c2, f)                      \
+      x = vload16(3, row + k); MF_KAHAN(T##16, s3, c3, f)                      \
+    }                                                                          \
+    MF_KAHAN(T##16, s0, c0, s1) MF_KAHAN(T##16, s0, c0, -c1)                   \
+    MF_KAHAN(T##16, s0, c0, s2) MF_KAHAN(T##16, s0, c0, -c2)                   \
+    MF_KAHAN(T##16, s0, c0, s3) MF_KAHAN(T##16, s0, c0, -c3)                   \
+    T sv[16], cv[16], s = (T)0, c = (T)0;                                      \
+    vstore16(s0, 0, sv);                                                       \
+    vstore16(c0, 0, cv);                                                       \
+    for (int j = 0; j < 16; ++j) {                                             \
+      MF_KAHAN(T, s, c, sv[j])                                                 \
+      MF_KAHAN(T, s, c, -cv[j])                                                \
+    }                                                                          \
+    for (; k < hi; ++k) {                                                      \
+      T x = row[k];                                                            \
+      MF_KAHAN(T, s, c, f)                                                     \
+    }                                                                          \
+    out[g] = s;                                                                \
+  }
+
+/* m := x where `better` holds, 16 lanes at a time, then the lanes */
+#define MF_RED_CMP(name, T, suf, better)                                       \
+  kernel void red_##name##_##suf(global T *out, global const T *a, int oa,     \
+                                 int rows, int cols, int P) {                  \
+    MF_RED_RUN(T)                                                              \
+    T m = row[k++];                                                            \
+    if (k + 16 <= hi) {                                                        \
+      T##16 mv = vload16(0, row + k);                                          \
+      for (k += 16; k + 16 <= hi; k += 16) {                                   \
+        T##16 x = vload16(0, row + k), m = mv;                                 \
+        mv = (better) ? x : m;                                                 \
+      }                                                                        \
+      T lane[16];                                                              \
+      vstore16(mv, 0, lane);                                                   \
+      for (int j = 0; j < 16; ++j) {                                           \
+        T x = lane[j];                                                         \
+        if (better) m = x;                                                     \
+      }                                                                        \
+    }                                                                          \
+    for (; k < hi; ++k) {                                                      \
+      T x = row[k];                                                            \
+      if (better) m = x;                                                       \
+    }                                                                          \
+    out[g] = m;                                                                \
+  }
+#else
 #define MF_RED_SUM(name, T, suf, f)                                            \
   kernel void red_##name##_##suf(global T *out, global const T *a, int oa,     \
                                  int rows, int cols, int P) {                  \
@@ -13,10 +88,7 @@
     T s = (T)0, c = (T)0;                                                      \
     for (int k = p; k < cols; k += P) {                                        \
       T x = row[k];                                                            \
-      T y = (f) - c;                                                           \
-      T t = s + y;                                                             \
-      c = (t - s) - y;                                                         \
-      s = t;                                                                   \
+      MF_KAHAN(T, s, c, f)                                                     \
     }                                                                          \
     out[g] = s;                                                                \
   }
@@ -35,6 +107,7 @@
     }                                                                          \
     out[g] = m;                                                                \
   }
+#endif
 
 #define MF_REDUCTIONS(T, suf)                                                  \
   MF_RED_SUM(sum, T, suf, x)                                                   \

@@ -21,10 +21,16 @@ void mf_walk_of(mf_walk *w, const mf_tensor *t, int ond, const int64_t *osh) {
 }
 
 size_t mf_grid(size_t n) {
-  /* enough work-items to fill a GPU; on a CPU each still gets a long run */
   mf_runtime *r = mf_rt();
-  size_t cap = (size_t)(r ? r->info.compute_units : 1) * (r && r->info.is_gpu ? 2048 : 256);
-  return n < cap ? n : cap;
+  size_t cu = (size_t)(r && r->info.compute_units > 0 ? r->info.compute_units : 1);
+  if (r && r->info.is_gpu) { /* grid-stride: enough work-items to fill the GPU */
+    size_t cap = cu * 2048;
+    return n < cap ? n : cap;
+  }
+  /* CPU: each work-item takes one contiguous run (MF_FOR); runs of at least
+     4096 elements, up to 16 runs per core so PoCL's threads balance */
+  size_t g = (n + 4095) / 4096, cap = cu * 16;
+  return g < 1 ? 1 : g > cap ? cap : g;
 }
 
 cl_kernel mf_typed_kernel(const char *prefix, mf_dtype dt) {

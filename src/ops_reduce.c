@@ -17,14 +17,16 @@ static int launch_rows(mf_tensor *out, const char *op, const mf_tensor *a, int r
   return mf_launch(k, (size_t)rows * (size_t)P, 0);
 }
 
-/* Partials per row: enough work-items to keep the device busy, each folding
-   a run of at least 256 elements. */
+/* Partials per row. GPU: enough work-items to fill the device, each folding
+   at least 256 elements. CPU: about 16 runs per core in all, each of at least
+   4096 elements (a work-item costs PoCL more than a short run saves). */
 static int partials(int rows, int cols) {
   mf_runtime *r = mf_rt();
   if (rows < 1) return 1; /* nothing to reduce; avoids dividing by 0 */
-  int want = r->info.compute_units * (r->info.is_gpu ? 2048 : 64);
+  int gpu = r->info.is_gpu, cu = r->info.compute_units > 0 ? r->info.compute_units : 1;
+  int want = cu * (gpu ? 2048 : 16), run = gpu ? 256 : 4096;
   int P = (want + rows - 1) / rows;
-  if (P > cols / 256) P = cols / 256;
+  if (P > cols / run) P = cols / run;
   return P < 1 ? 1 : P;
 }
 

@@ -125,7 +125,9 @@ static int build_program(void) {
   const char *src = mf_kernel_source;
   rt.program = clCreateProgramWithSource(rt.ctx, 1, &src, NULL, &e);
   if (e != CL_SUCCESS) return mf_fail("clCreateProgramWithSource: %s", mf_cl_error_name(e));
-  const char *opts = rt.fp64 ? "-cl-std=CL1.2 -DMF_FP64" : "-cl-std=CL1.2";
+  /* MF_CPU picks the kernels' CPU loop shape (contiguous runs per work-item) */
+  char opts[64];
+  snprintf(opts, sizeof opts, "-cl-std=CL1.2%s%s", rt.fp64 ? " -DMF_FP64" : "", rt.info.is_gpu ? "" : " -DMF_CPU");
   e = clBuildProgram(rt.program, 1, &rt.device, opts, NULL, NULL);
   if (e != CL_SUCCESS) {
     size_t n = 0;
@@ -213,6 +215,9 @@ cl_kernel mf_kernel(const char *name) {
 int mf_launch(cl_kernel k, size_t global, size_t local) {
   if (global == 0) return 0;
   size_t g = global;
+  /* PoCL (CPU) left to choose puts a small grid in one work-group, i.e. on
+     one thread; a grid of long runs (mf_grid) wants one work-group each */
+  if (!local && !rt.info.is_gpu && global <= 64 * (size_t)rt.info.compute_units) local = 1;
   if (local) g = (global + local - 1) / local * local;
   cl_int e = clEnqueueNDRangeKernel(rt.queue, k, 1, NULL, &g, local ? &local : NULL, 0, NULL, NULL);
   if (e != CL_SUCCESS) {
