@@ -26,12 +26,40 @@
    (o2 < 0: second output skipped). Each work-item takes runs of 4 elements
    (one vector load per operand) in a grid-stride loop; a run that straddles
    two rows falls back to scalars. */
+#ifdef MF_CPU
+/* CPU (perf): this work-item's contiguous run of elements, row segment by
+   row segment: coefficients once per segment, 16 lanes a step. */
+#define MF_NT_CPU(T)                                                           \
+  {                                                                            \
+    int2 run = mf_run(n);                                                      \
+    for (int i = run.x; i < run.y;) {                                          \
+      int r = i / cols, e = min(run.y, (r + 1) * cols), k = i;                 \
+      MF_NT_COEF(T)                                                            \
+      for (; k + 16 <= e; k += 16) {                                           \
+        T##16 xv = vload16(0, x + ox + k), yv = vload16(0, y + oy + k);        \
+        vstore16(pa * xv + pb * yv, 0, out + o1 + k);                          \
+        if (o2 >= 0) vstore16(pc * xv + pd * yv, 0, out + o2 + k);             \
+      }                                                                        \
+      for (; k < e; ++k) {                                                     \
+        T xs = x[ox + k], ys = y[oy + k];                                      \
+        out[o1 + k] = pa * xs + pb * ys;                                       \
+        if (o2 >= 0) out[o2 + k] = pc * xs + pd * ys;                          \
+      }                                                                        \
+      i = e;                                                                   \
+    }                                                                          \
+    return;                                                                    \
+  }
+#else
+#define MF_NT_CPU(T)
+#endif
+
 #define MF_NOISE_TARGET(T, T4, suf)                                            \
   kernel void diff_nt_##suf(global T *out, int o1, int o2, global const T *x,  \
                             int ox, global const T *y, int oy,                 \
                             global const T *p, int op, int ps, int kind,       \
                             int tr, int rows, int cols) {                      \
     int n = rows * cols, nq = (n + 3) / 4;                                     \
+    MF_NT_CPU(T)                                                               \
     MF_FOR(q, nq) {                                                            \
       int i = 4 * q, last = min(i + 3, n - 1);                                 \
       int r = i / cols;                                                        \
