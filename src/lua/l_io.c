@@ -1,12 +1,13 @@
 /* Binding of files and data: PNG (libpng), whole-file reads with gzip
    (zlib), atomic writes, element decoding for npy/IDX/safetensors, and the
-   launchers of cl/data.cl and cl/metrics.cl. */
+   launcher of cl/data.cl. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../io_decode.h"
 #include "../io_gzip.h"
 #include "../io_png.h"
+#include "../ops_data.h"
 #include "lmf.h"
 
 /* write_png(path, w, h, channels, bytes): 8-bit rows, top to bottom */
@@ -106,9 +107,33 @@ static int l_decode(lua_State *L) {
   return 1;
 }
 
+/* a contiguous f32 tensor at offset 0 with `nd` dims (the launchers' contract) */
+static mf_tensor *plain_f32(lua_State *L, int idx, int nd, const char *fn) {
+  mf_tensor *t = lmf_check(L, idx, fn);
+  if (t->dtype != MF_F32 || t->ndim != nd || t->offset != 0 || !mf_is_contiguous(t))
+    luaL_error(L, "moonflow.%s: argument %d must be a contiguous f32 tensor with %d dims", fn, idx, nd);
+  return t;
+}
+
+/* toy2d(kind, u {n, 3}, z {n, 2}, noise, p1, p2) -> {n, 2}; kinds in cl/data.cl */
+static int l_toy2d(lua_State *L) {
+  lua_Integer kind = luaL_checkinteger(L, 1);
+  mf_tensor *u = plain_f32(L, 2, 2, "toy2d"), *z = plain_f32(L, 3, 2, "toy2d");
+  if (kind < 0 || kind > 4) return luaL_error(L, "moonflow.toy2d: unknown kind %d", (int)kind);
+  if (u->shape[1] != 3 || z->shape[1] != 2 || z->shape[0] != u->shape[0])
+    return luaL_error(L, "moonflow.toy2d: expected u {n, 3} and z {n, 2}");
+  mf_tensor out;
+  if (mf_toy2d(&out, (int)kind, u, z, luaL_checknumber(L, 4), luaL_optnumber(L, 5, 0),
+               luaL_optnumber(L, 6, 0)))
+    return lmf_fail(L, "toy2d");
+  lmf_push(L, &out);
+  return 1;
+}
+
 void lmf_open_io(lua_State *L) {
   static const luaL_Reg fns[] = {{"write_png", l_write_png}, {"read_png", l_read_png},
                                  {"read_file", l_read_file}, {"write_file", l_write_file},
-                                 {"decode", l_decode}, {NULL, NULL}};
+                                 {"decode", l_decode}, {"toy2d", l_toy2d},
+                                 {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
