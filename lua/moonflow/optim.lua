@@ -1,0 +1,273 @@
+-- mf.optim: AdamW, SGD, clipping by global gradient norm, learning-rate
+-- schedules, and EMA. Each works on a model's flat parameter and gradient
+-- buffers: one kernel per step, with clipping as one reduction whose result
+-- the update kernel reads on the device (no host read).
+local core = require "moonflow.core"
+local A = require "moonflow.autograd"
+
+local M = {}
+
+-- {params, grads} from a Module (flattening it if needed) or a table
+-- {params = tensor, grads = tensor}.
+local function buffers(target, fn)
+  if type(target) == "table" and target.flat_parameters then
+    return target:flat_parameters(), target:flat_gradients(), target
+  end
+  if type(target) == "table" and A.is_tensor(target.params) and A.is_tensor(target.grads) then
+    return target.params, target.grads, nil
+  end
+  error(("moonflow.optim.%s: expected a module or {params = tensor, grads = tensor}, got %s"):format(fn, type(target)), 3)
+end
+
+local function num(v, name, fn, lo, hi)
+  if type(v) ~= "number" or v ~= v or (lo and v < lo) or (hi and v > hi) then
+    error(("moonflow.optim.%s: %s must be a number%s, got %s"):format(fn, name,
+      lo and (" in [" .. lo .. ", " .. (hi or "inf") .. "]") or "", tostring(v)), 3)
+  end
+  return v
+end
+
+------------------------------------------------------------- lr schedules
+-- Each returns lr(step) for step = 1, 2, ... (the step about to be taken).
+local lr = {}
+M.lr = lr
+
+function lr.constant(v) return function() return v end end
+
+-- lr ramps linearly from v / warmup to v over `warmup` steps, then stays
+function lr.warmup(v, warmup)
+  return function(step) return v * math.min(1, step / math.max(warmup, 1)) end
+end
+lr.linear_warmup = lr.warmup
+
+-- linear warm-up then a cosine from v down to min_lr at step `total`:
+-- lr = min + (v - min) (1 + cos(pi s)) / 2, s = (step - warmup) / (total - warmup)
+function lr.cosine(v, total, opts)
+  opts = opts or {}
+  local warm, lo = opts.warmup or 0, opts.min_lr or 0
+  return function(step)
+    if step <= warm then return v * step / math.max(warm, 1) end
+    local s = math.min(1, (step - warm) / math.max(total - warm, 1))
+    return lo + (v - lo) * 0.5 * (1 + math.cos(math.pi * s))
+  end
+end
+
+local function schedule_of(v, fn)
+  if type(v) == "function" then return v end
+  if type(v) == "table" and getmetatable(v) and getmetatable(v).__call then return v end
+  num(v, "lr", fn, 0)
+  return lr.constant(v)
+end
+
+----------------------------------------------------------- gradient norm
+-- Sum of squared gradients as a one-element device tensor (one reduction).
+local function sumsq(g) return core.reduce("sumsq", g, nil, false) end
+
+-- Scales the gradients so their global norm is at most max_norm; returns the
+-- norm before clipping as a device tensor (read it with :item() if wanted).
+function M.clip_grad_norm(target, max_norm)
+  local _, g = buffers(target, "clip_grad_norm")
+  num(max_norm, "max_norm", "clip_grad_norm", 0)
+  local ss = sumsq(g)
+  core.clip_scale_(g, ss, max_norm)
+  return core.unary("sqrt", ss)
+end
+
+-------------------------------------------------------------------- base
+local Optimizer = {}
+Optimizer.__index = Optimizer
+
+function Optimizer:zero_grad()
+  if self.module then self.module:zero_grad() else core.fill_(self.grads, 0) end
+end
+
+-- the learning rate of the next step
+function Optimizer:get_lr() return self.schedule(self.step_count + 1) end
+
+-- squared-norm tensor for this step (nil without clipping)
+function Optimizer:_ss()
+  if not self.max_grad_norm then return nil end
+  local ss = sumsq(self.grads)
+  self.last_grad_sumsq = ss
+  return ss
+end
+
+-- the global gradient norm of the last step (a device tensor), when clipping
+function Optimizer:grad_norm()
+  return self.last_grad_sumsq and core.unary("sqrt", self.last_grad_sumsq) or nil
+end
+
+local function copy_state(dst, src, name, fn)
+  if not A.is_tensor(src) then error(("moonflow.optim.%s.load_state_dict: %s is missing"):format(fn, name), 3) end
+  if core.numel(src) ~= core.numel(dst) then
+    error(("moonflow.optim.%s.load_state_dict: %s has %d elements, the model %d"):format(
+      fn, name, core.numel(src), core.numel(dst)), 3)
+  end
+  return function()
+    if core.dtype(src) ~= core.dtype(dst) then src = core.to(src, core.dtype(dst)) end
+    core.copy_(dst, core.reshape(src, dst:shape()))
+  end
+end
+
+------------------------------------------------------------------- AdamW
+-- AdamW(net, {lr = 1e-3 | schedule, betas = {0.9, 0.999}, eps = 1e-8,
+--             weight_decay = 0.01, max_grad_norm = nil})
+local AdamW = setmetatable({}, { __index = Optimizer })
+AdamW.__index = AdamW
+AdamW.name = "AdamW"
+
+function M.AdamW(target, opts)
+  opts = opts or {}
+  local p, g, module = buffers(target, "AdamW")
+  local self = setmetatable({}, AdamW)
+  self.params, self.grads, self.module = p, g, module
+  self.schedule = schedule_of(opts.lr or 1e-3, "AdamW")
+  local betas = opts.betas or { 0.9, 0.999 }
+  self.beta1 = num(betas[1], "betas[1]", "AdamW", 0, 1)
+  self.beta2 = num(betas[2], "betas[2]", "AdamW", 0, 1)
+  self.eps = num(opts.eps or 1e-8, "eps", "AdamW", 0)
+  self.weight_decay = num(opts.weight_decay or 0.01, "weight_decay", "AdamW", 0)
+  if opts.max_grad_norm then self.max_grad_norm = num(opts.max_grad_norm, "max_grad_norm", "AdamW", 0) end
+  self.m = core.full(p:shape(), 0, core.dtype(p))
+  self.v = core.full(p:shape(), 0, core.dtype(p))
+  self.step_count = 0
+  return self
+end
+
+-- One kernel over the flat buffer (plus one reduction when clipping).
+function AdamW:step()
+  local t = self.step_count + 1
+  local rate = self.schedule(t)
+  local ss = self:_ss()
+  core.adamw_(self.params, self.grads, self.m, self.v, {
+    lr = rate, beta1 = self.beta1, beta2 = self.beta2, eps = self.eps, weight_decay = self.weight_decay,
+    bc1 = 1 - self.beta1 ^ t, bc2 = 1 - self.beta2 ^ t,
+  }, ss, self.max_grad_norm or 0)
+  self.step_count = t
+  self.last_lr = rate
+end
+
+function AdamW:state_dict()
+  return { step = self.step_count, exp_avg = self.m, exp_avg_sq = self.v,
+    hyper = { beta1 = self.beta1, beta2 = self.beta2, eps = self.eps, weight_decay = self.weight_decay } }
+end
+
+function AdamW:load_state_dict(sd)
+  if type(sd) ~= "table" or math.type(sd.step) ~= "integer" then
+    error("moonflow.optim.AdamW.load_state_dict: expected {step = integer, exp_avg, exp_avg_sq}", 2)
+  end
+  local a = copy_state(self.m, sd.exp_avg, "exp_avg", "AdamW")
+  local b = copy_state(self.v, sd.exp_avg_sq, "exp_avg_sq", "AdamW")
+  a(); b()
+  self.step_count = sd.step
+  return self
+end
+
+--------------------------------------------------------------------- SGD
+-- SGD(net, {lr, momentum = 0, dampening = 0, weight_decay = 0, nesterov = false, max_grad_norm})
+local SGD = setmetatable({}, { __index = Optimizer })
+SGD.__index = SGD
+SGD.name = "SGD"
+
+function M.SGD(target, opts)
+  opts = opts or {}
+  local p, g, module = buffers(target, "SGD")
+  local self = setmetatable({}, SGD)
+  self.params, self.grads, self.module = p, g, module
+  self.schedule = schedule_of(opts.lr or 1e-2, "SGD")
+  self.momentum = num(opts.momentum or 0, "momentum", "SGD", 0)
+  self.dampening = num(opts.dampening or 0, "dampening", "SGD", 0, 1)
+  self.weight_decay = num(opts.weight_decay or 0, "weight_decay", "SGD", 0)
+  self.nesterov = opts.nesterov and true or false
+  if self.nesterov and (self.momentum == 0 or self.dampening ~= 0) then
+    error("moonflow.optim.SGD: nesterov needs momentum > 0 and dampening 0", 2)
+  end
+  if opts.max_grad_norm then self.max_grad_norm = num(opts.max_grad_norm, "max_grad_norm", "SGD", 0) end
+  if self.momentum ~= 0 then self.buf = core.full(p:shape(), 0, core.dtype(p)) end
+  self.step_count = 0
+  return self
+end
+
+function SGD:step()
+  local t = self.step_count + 1
+  local rate = self.schedule(t)
+  local ss = self:_ss()
+  core.sgd_(self.params, self.grads, self.buf, {
+    lr = rate, momentum = self.momentum, dampening = self.dampening, weight_decay = self.weight_decay,
+    nesterov = self.nesterov, first = t == 1,
+  }, ss, self.max_grad_norm or 0)
+  self.step_count = t
+  self.last_lr = rate
+end
+
+function SGD:state_dict()
+  return { step = self.step_count, momentum_buffer = self.buf }
+end
+
+function SGD:load_state_dict(sd)
+  if type(sd) ~= "table" or math.type(sd.step) ~= "integer" then
+    error("moonflow.optim.SGD.load_state_dict: expected {step = integer, momentum_buffer}", 2)
+  end
+  if self.buf then copy_state(self.buf, sd.momentum_buffer, "momentum_buffer", "SGD")() end
+  self.step_count = sd.step
+  return self
+end
+
+--------------------------------------------------------------------- EMA
+-- EMA(net, {decay = 0.999, warmup = false}): shadow = d shadow + (1 - d) params,
+-- one kernel per update; with warmup, d_n = min(decay, (1 + n) / (10 + n)).
+-- ema.network has net's structure with its parameters viewing the shadow.
+local EMA = {}
+EMA.__index = EMA
+
+function M.EMA(net, opts)
+  opts = opts or {}
+  if type(net) ~= "table" or not net.flat_parameters then
+    error(("moonflow.optim.EMA: expected a module, got %s"):format(type(net)), 2)
+  end
+  local self = setmetatable({}, EMA)
+  self.source = net
+  self.decay = num(opts.decay or 0.999, "decay", "EMA", 0, 1)
+  self.warmup = opts.warmup and true or false
+  self.shadow = core.clone(net:flat_parameters())
+  self.network = net:clone_structure(self.shadow)
+  self.network:eval()
+  self.num_updates = 0
+  return self
+end
+
+function EMA:current_decay()
+  local n = self.num_updates
+  if self.warmup then return math.min(self.decay, (1 + n) / (10 + n)) end
+  return self.decay
+end
+
+function EMA:update()
+  core.ema_(self.shadow, self.source:flat_parameters(), self:current_decay())
+  self.num_updates = self.num_updates + 1
+end
+
+-- copies the averaged weights into a module of the same structure
+function EMA:copy_to(net)
+  local dst = net:flat_parameters()
+  if core.numel(dst) ~= core.numel(self.shadow) then
+    error(("moonflow.optim.EMA.copy_to: the module has %d flat elements, the shadow %d"):format(
+      core.numel(dst), core.numel(self.shadow)), 2)
+  end
+  A.no_grad(function() core.copy_(dst, core.to(self.shadow, core.dtype(dst))) end)
+end
+
+function EMA:state_dict()
+  return { shadow = self.shadow, num_updates = self.num_updates, decay = self.decay }
+end
+
+function EMA:load_state_dict(sd)
+  if type(sd) ~= "table" or math.type(sd.num_updates) ~= "integer" then
+    error("moonflow.optim.EMA.load_state_dict: expected {shadow = tensor, num_updates = integer}", 2)
+  end
+  copy_state(self.shadow, sd.shadow, "shadow", "EMA")()
+  self.num_updates = sd.num_updates
+  return self
+end
+
+return M
