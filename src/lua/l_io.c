@@ -1,6 +1,6 @@
 /* Binding of files and data: PNG (libpng), whole-file reads with gzip
    (zlib), atomic writes, element decoding for npy/IDX/safetensors, and the
-   launcher of cl/data.cl. */
+   launchers of cl/data.cl and cl/metrics.cl. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,10 +130,31 @@ static int l_toy2d(lua_State *L) {
   return 1;
 }
 
+/* contiguous, offset 0, float, nd dims */
+static mf_tensor *plain_real(lua_State *L, int idx, int nd, const char *fn) {
+  mf_tensor *t = lmf_check(L, idx, fn);
+  if (t->dtype == MF_I32 || t->ndim != nd || t->offset != 0 || !mf_is_contiguous(t))
+    luaL_error(L, "moonflow.%s: argument %d must be a contiguous float tensor with %d dims", fn, idx, nd);
+  return t;
+}
+
+/* pair_dist(ab {k, m}, a2 {k}, b2 {m}) -> {k, m} distances (cl/metrics.cl) */
+static int l_pair_dist(lua_State *L) {
+  mf_tensor *ab = plain_real(L, 1, 2, "pair_dist"), *a2 = plain_real(L, 2, 1, "pair_dist");
+  mf_tensor *b2 = plain_real(L, 3, 1, "pair_dist");
+  if (a2->shape[0] != ab->shape[0] || b2->shape[0] != ab->shape[1] || a2->dtype != ab->dtype ||
+      b2->dtype != ab->dtype)
+    return luaL_error(L, "moonflow.pair_dist: expected ab {k, m}, a2 {k}, b2 {m} of one dtype");
+  mf_tensor out;
+  if (mf_pair_dist(&out, ab, a2, b2)) return lmf_fail(L, "pair_dist");
+  lmf_push(L, &out);
+  return 1;
+}
+
 void lmf_open_io(lua_State *L) {
   static const luaL_Reg fns[] = {{"write_png", l_write_png}, {"read_png", l_read_png},
                                  {"read_file", l_read_file}, {"write_file", l_write_file},
                                  {"decode", l_decode}, {"toy2d", l_toy2d},
-                                 {NULL, NULL}};
+                                 {"pair_dist", l_pair_dist}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
