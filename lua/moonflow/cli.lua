@@ -53,9 +53,9 @@ if arg and arg[0] and arg[0]:match("cli%.lua$") then
   end, arg)
   if not ok then
     io.stderr:write("moonflow: ", tostring(rc), "\n")
-    os.exit(1)
+    os.exit(1, true)
   end
-  os.exit(rc)
+  os.exit(rc, true) -- close the state: finalizers wait for the device queue
 end
 
 return CLI

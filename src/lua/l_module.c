@@ -139,6 +139,11 @@ int luaopen_moonflow_core(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "moonflow.closer");
+  /* lua5.4 (lua.c) starts in generational mode, where a tensor that is still
+     on the stack during one step turns old and only a major collection frees
+     it: device memory would grow in a loop. lmf_push's stepping needs the
+     incremental collector. */
+  lua_gc(L, LUA_GCINC, 0, 0, 0);
   lua_newtable(L); /* module */
   luaL_newmetatable(L, LMF_TENSOR);
   lua_newtable(L); /* methods */
