@@ -1,6 +1,7 @@
 /* Matrix products through CLBlast. A row-major operand whose last two dims
    are swapped in memory (a transposed view) goes in as a transpose flag. */
 #include <clblast_c.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
@@ -31,6 +32,33 @@ static int operand(mf_tensor *dst, const mf_tensor *a, int *trans, size_t *ld, i
   return 0;
 }
 
+/* Our own f32 kernel (cl/gemm.cl) on CPU devices, where CLBlast's generic
+   kernels are slow; MOONFLOW_GEMM=clblast keeps CLBlast everywhere. */
+static int use_cpu_gemm(const mf_runtime *r, const mf_tensor *a) {
+  const char *e = getenv("MOONFLOW_GEMM");
+  return !r->info.is_gpu && a->dtype == MF_F32 && !(e && strcmp(e, "clblast") == 0);
+}
+
+/* out (fresh, contiguous) = a b with cl/gemm.cl: one launch, both operands
+   read through their strides (transposed views without copies). */
+static int cpu_gemm(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, int64_t batch, int64_t m,
+                    int64_t n, int64_t k) {
+  int nd = a->ndim;
+  cl_kernel kern = mf_kernel("gemm_cpu_f32");
+  if (!kern) return -1;
+  cl_int cm = (cl_int)m, cn = (cl_int)n, ck = (cl_int)k;
+  cl_int oa = (cl_int)a->offset, sa = nd == 3 && batch > 1 ? (cl_int)a->strides[0] : 0;
+  cl_int ai = (cl_int)a->strides[nd - 2], ap = (cl_int)a->strides[nd - 1];
+  cl_int ob = (cl_int)b->offset, sb = nd == 3 && batch > 1 ? (cl_int)b->strides[0] : 0;
+  cl_int bp = (cl_int)b->strides[nd - 2], bj = (cl_int)b->strides[nd - 1];
+  size_t tiles = (size_t)batch * (size_t)((m + 63) / 64) * (size_t)((n + 31) / 32);
+  if (mf_args(kern, 14, MF_ARG(out->st->buf), MF_ARG(cm), MF_ARG(cn), MF_ARG(ck), MF_ARG(a->st->buf), MF_ARG(oa),
+              MF_ARG(sa), MF_ARG(ai), MF_ARG(ap), MF_ARG(b->st->buf), MF_ARG(ob), MF_ARG(sb), MF_ARG(bp),
+              MF_ARG(bj)))
+    return -1;
+  return mf_launch(kern, tiles, 1);
+}
+
 int mf_matmul(mf_tensor *out, const mf_tensor *a, const mf_tensor *b) {
   mf_runtime *r = mf_rt();
   if (!r) return -1;
@@ -42,6 +70,10 @@ int mf_matmul(mf_tensor *out, const mf_tensor *a, const mf_tensor *b) {
   if (m == 0 || n == 0) return 0;
   if (k == 0) {
     if (mf_fill(out, 0)) goto fail;
+    return 0;
+  }
+  if (use_cpu_gemm(r, a)) {
+    if (cpu_gemm(out, a, b, batch, m, n, k)) goto fail;
     return 0;
   }
   mf_tensor A, B;
