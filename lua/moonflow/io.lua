@@ -184,20 +184,31 @@ IO.parse_safetensors = parse_safetensors
 -- dotted path and referenced as {"__tensor__": name}.
 local FORMAT = "moonflow.checkpoint/1"
 
+-- v has a method of that name; looked up without indexing v itself, since
+-- Rngs makes a new generator for any name it is indexed with
 local function has(v, method)
-  local ok, m = pcall(function() return v[method] end)
-  return ok and type(m) == "function"
+  if type(v) ~= "table" then return false end
+  if type(rawget(v, method)) == "function" then return true end
+  local mt = getmetatable(v)
+  if type(mt) ~= "table" then return false end
+  local idx = rawget(mt, "__index")
+  if type(idx) == "table" then return type(idx[method]) == "function" end
+  return type(rawget(mt, method)) == "function"
 end
 
-local function pack(v, name, tensors)
+local function pack(v, name, tensors, seen)
   if is_tensor(v) then
-    if tensors[name] then error(("moonflow.io.save: two tensors would be named %q"):format(name), 0) end
+    if tensors[name] then error(("two tensors would be named %q"):format(name), 0) end
     tensors[name] = v
     return { __tensor__ = name }
   end
   if type(v) == "table" and getmetatable(v) == nil then
+    seen = seen or {}
+    if seen[v] then error(("a cycle at %s"):format(name), 0) end
+    seen[v] = true
     local out = {}
-    for k, x in pairs(v) do out[k] = pack(x, name .. "." .. tostring(k), tensors) end
+    for k, x in pairs(v) do out[k] = pack(x, name .. "." .. tostring(k), tensors, seen) end
+    seen[v] = nil
     return out
   end
   return v
@@ -212,15 +223,17 @@ function IO.save(path, ck)
     if type(key) ~= "string" or key == "moonflow.format" then
       error(("moonflow.io.save: entry key %s is not a usable name"):format(tostring(key)), 2)
     end
-    local tree
-    if has(v, "state_dict") then
-      tree = { __state__ = pack(v:state_dict(), key, tensors) }
-    elseif has(v, "get_state") then
-      tree = { __rng__ = v:get_state() }
-    else
-      tree = pack(v, key, tensors)
-    end
-    local ok, js = pcall(J.encode, tree, { lenient = true })
+    local ok, js = pcall(function()
+      local tree
+      if has(v, "state_dict") then
+        tree = { __state__ = pack(v:state_dict(), key, tensors) }
+      elseif has(v, "get_state") then
+        tree = { __rng__ = v:get_state() }
+      else
+        tree = pack(v, key, tensors)
+      end
+      return J.encode(tree, { lenient = true })
+    end)
     if not ok then error(("moonflow.io.save: entry %q: %s"):format(key, js), 2) end
     meta[key] = js
   end

@@ -38,7 +38,7 @@ local function encode(v, out, path, opts, seen)
       out[#out + 1] = ("%d"):format(v)
     elseif v ~= v or v == math.huge or v == -math.huge then
       if not opts.lenient then error(("json.encode: %s at %s is not representable in JSON"):format(v, path), 0) end
-      out[#out + 1] = "null"
+      out[#out + 1] = v ~= v and '"nan"' or v > 0 and '"inf"' or '"-inf"'
     else
       local s = ("%.17g"):format(v)
       if tonumber(("%.15g"):format(v)) == v then s = ("%.15g"):format(v) end
@@ -86,7 +86,8 @@ local function encode(v, out, path, opts, seen)
 end
 
 -- encode(value[, {lenient = true}]): lenient writes functions and userdata
--- as their tostring and non-finite numbers as null instead of failing.
+-- as their tostring and non-finite numbers as the strings "inf", "-inf" and
+-- "nan" instead of failing.
 function J.encode(v, opts)
   local out = {}
   encode(v, out, "$", opts or {}, {})
