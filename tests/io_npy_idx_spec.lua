@@ -78,6 +78,7 @@ describe("io.load_npy", function()
     rejects(npy("<c8", { 1 }, ("\0"):rep(8)), "unsupported dtype <c8")
     rejects(npy("<f4", { 3 }, packs("<f", { 1, 2 })), "8 data bytes for shape {3} of <f4, expected 12")
     rejects(npy("<f4", { 1 }, packs("<f", { 1, 2 })), "8 data bytes for shape {1}")
+    rejects(npy("<f4", { 1 << 32, 1 << 32 }, ""), "too many elements")
     rejects(("\x93NUMPY\1\0" .. string.pack("<I2", 500) .. "{}"), "beyond the end of the file")
     spit(p, npy("<f8", { 1 }, string.pack("<d", 0.5)))
     H.errors(function() mf.io.load_npy(p, { dtype = "i32" }) end, "moonflow.io.load_npy", "cannot convert f64 elements to i32")
@@ -134,6 +135,8 @@ describe("io.load_idx", function()
     rejects(idx(0x08, { 2, 2 }, "\1\2\3"), "3 data bytes for shape {2, 2} of u8, expected 4")
     rejects(string.char(0, 0, 8, 3) .. string.pack(">I4", 2), "truncated")
     rejects(string.char(0, 0, 8, 0), "0 dims")
+    -- sizes whose product wraps around 64 bits must not pass the length check
+    rejects(string.char(0, 0, 8, 2) .. string.pack(">I4>I4", 0xFFFFFFFF, 0xFFFFFFFF), "too many elements")
     -- a gzip stream cut in half
     local gz = dir .. "/cut.gz"
     mf.core.write_file(gz, idx(0x08, { 64, 64 }, string.rep("\7\200\31", 64 * 64 // 3 + 1):sub(1, 4096)), true)

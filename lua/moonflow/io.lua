@@ -20,6 +20,7 @@ local ST = {
 }
 local TO_ST = { f32 = "F32", f64 = "F64", i32 = "I32" }
 local MAX_HEADER = 100 * 1024 * 1024 -- the reference implementation's limit
+local MAX_NUMEL = (1 << 31) - 1 -- kernels index elements with int
 
 local function check_name(fn, name)
   if type(name) ~= "string" or name == "" then
@@ -124,7 +125,7 @@ local function parse_safetensors(s, path)
       for i, d in ipairs(e.shape) do
         if math.type(d) ~= "integer" or d < 0 then tbad("size %d of the shape is %s", i, tostring(d)) end
         numel = numel * d
-        if numel > 1 << 40 then tbad("shape %s is too large", shape_str(e.shape)) end
+        if d > MAX_NUMEL or numel > MAX_NUMEL then tbad("shape %s has too many elements", shape_str(e.shape)) end
       end
       if #e.shape > 8 then tbad("%d dims, at most 8 are supported", #e.shape) end
       local o = e.data_offsets
@@ -382,7 +383,10 @@ function IO.load_npy(path, opts)
   end
   if #shape > 8 then bad("%d dims, at most 8 are supported", #shape) end
   local numel = 1
-  for _, d in ipairs(shape) do numel = numel * d end
+  for _, d in ipairs(shape) do
+    numel = numel * d
+    if d > MAX_NUMEL or numel > MAX_NUMEL then bad("shape %s has too many elements", shape_str(shape)) end
+  end
   local size = tonumber(code:sub(2))
   local data = start + hlen - 1
   if #s - data ~= numel * size then
@@ -419,6 +423,7 @@ function IO.load_idx(path, opts)
   for i = 1, nd do
     shape[i] = string.unpack(">I4", s, 1 + 4 * i)
     numel = numel * shape[i]
+    if shape[i] > MAX_NUMEL or numel > MAX_NUMEL then bad("sizes %s: too many elements", shape_str(shape)) end
   end
   local data = 4 + 4 * nd
   if #s - data ~= numel * info[2] then
