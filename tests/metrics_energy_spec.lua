@@ -60,12 +60,18 @@ describe("metrics.energy_distance", function()
   it("has the closed-form mean sqrt(pi) (1/n + 1/m) for two N(0, I_2) sets", function()
     -- |X - X'| is Rayleigh with sigma^2 = 2: E|X - X'| = sqrt(pi); E[ED_V] = E|X - X'| (1/n + 1/m)
     local src = mf.data.mixture({ means = { { 0, 0 } }, stds = { 1 } })
-    local mean, se = mf.metrics.energy_floor(src, 400, { m = 300, repeats = 24, seed = 3 })
+    local mean, se = mf.metrics.energy_floor(src, 400, { m = 300, repeats = 24, seed = 3, method = "sampled" })
     local expect = math.sqrt(math.pi) * (1 / 400 + 1 / 300)
     assert.is_true(se > 0 and se < 0.3 * expect, ("se %g"):format(se))
     if math.abs(mean - expect) > 5 * se then
       error(("floor %.6f, expected %.6f +- %.6f"):format(mean, expect, 5 * se))
     end
+    -- the default estimates E|X - X'| from two fresh sets of max(n, m, 1000) points:
+    -- |X - Y| has sd sqrt(4 - pi) ~ 0.93, so the estimate's se is below 0.93 sqrt(2 / 1000)
+    local floor, delta = mf.metrics.energy_floor(src, 400, { m = 300, seed = 3 })
+    local tol = 5 * 0.93 * math.sqrt(2 / 1000)
+    H.close(delta, math.sqrt(math.pi), 0, tol)
+    H.close(floor, expect, 0, tol * (1 / 400 + 1 / 300))
   end)
 
   it("measures a shift: N(0, 1) against N(1, 1) in 1-D", function()
@@ -90,9 +96,11 @@ describe("metrics.energy_distance", function()
   it("leaves the source's own stream alone when measuring the floor", function()
     local src = mf.data.toy("two_moons", { generator = mf.Generator(1) })
     local st = src:get_state()
-    local a = mf.metrics.energy_floor(src, 100, { repeats = 2 })
+    local a = mf.metrics.energy_floor(src, 100)
+    local b = mf.metrics.energy_floor(src, 100, { repeats = 2, method = "sampled" })
     assert.are.same(st, src:get_state())
-    assert.are.equal(a, (mf.metrics.energy_floor(src, 100, { repeats = 2 }))) -- fixed seed: same value
+    assert.are.equal(a, (mf.metrics.energy_floor(src, 100))) -- fixed seed: same value
+    assert.are.equal(b, (mf.metrics.energy_floor(src, 100, { repeats = 2, method = "sampled" })))
   end)
 
   it("rejects mismatched or non-tensor inputs", function()
@@ -100,5 +108,7 @@ describe("metrics.energy_distance", function()
       "moonflow.metrics.energy_distance", "x has 2 values per row, y has 3")
     H.errors(function() mf.metrics.energy_distance({}, mf.zeros({ 3, 3 })) end, "moonflow.metrics.energy_distance", "x must be a tensor")
     H.errors(function() mf.metrics.energy_floor({}, 10) end, "moonflow.metrics.energy_floor", "batch")
+    H.errors(function() mf.metrics.energy_floor(mf.data.toy("rings"), 10, { method = "guess" }) end,
+      "moonflow.metrics.energy_floor", "method", "guess")
   end)
 end)
