@@ -123,6 +123,18 @@ describe("plot", function()
     assert.are.same({ 640, 400 }, { w2, h2 })
   end)
 
+  it("survives NaN and infinite values from a diverged model", function()
+    local bad = mf.tensor({ { 0, 0 }, { 1, 1 } }) / mf.tensor({ { 0, 0 }, { 1, 1 } }) -- NaN row, then (1, 1)
+    local _, lay = mf.plot.scatter(dir .. "/nan.png", bad, { reference = mf.tensor({ { 0, 0 }, { 2, 2 } }) })
+    assert.are.equal(1, lay.outside)
+    mf.plot.grid(dir .. "/nan_grid.png", mf.tensor({ { 0, 0 } }):reshape({ 1, 1, 2 }) / 0 - mf.tensor({ 1, 0 }):reshape({ 1, 1, 2 }) / 0,
+      { pad = 0, scale = 1 })
+    local px = reader(dir .. "/nan_grid.png")
+    assert.are.same({ 0 }, px(0, 0)) -- NaN shows black
+    mf.plot.curve(dir .. "/nan_curve.png", { 1, 0 / 0, math.huge, 2 })
+    assert.are.equal(640, (ihdr(dir .. "/nan_curve.png")))
+  end)
+
   it("rejects bad inputs with errors naming the function and values", function()
     H.errors(function() mf.plot.scatter(dir .. "/x.png", mf.zeros({ 3 })) end, "moonflow.plot.scatter", "{n, 2}", "{3}")
     H.errors(function() mf.plot.grid(dir .. "/x.png", mf.zeros({ 2, 2, 3, 3 })) end, "moonflow.plot.grid", "1 or 3 channels, got 2")

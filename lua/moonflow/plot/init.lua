@@ -203,6 +203,9 @@ function P.grid(path, images, opts)
   local bytes = A.no_grad(function()
     return ((x:to("f32") - lo) * (255 / (hi - lo)) + 0.5):clamp(0, 255.99):floor():tolist()
   end)
+  for i, v in ipairs(bytes) do
+    if v ~= v then bytes[i] = 0 end -- NaN (a diverged model) shows black
+  end
   local nrow = opts.nrow or math.ceil(math.sqrt(N))
   local rows = math.ceil(N / nrow)
   local pad = opts.pad or 2
