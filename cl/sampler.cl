@@ -1,0 +1,127 @@
+/* Fused sampler updates (lua/moonflow/samplers). Every operand is a
+   contiguous tensor of n elements read at its own element offset; per-step
+   scalars (step h, guidance scale s, ...) are kernel arguments.
+   Guidance: d = u + s (c - u) from the conditional prediction c and the
+   unconditional u; when (flags & SMP_GUIDED) == 0, d = c and u is not read.
+   Noise z ~ N(0, 1) comes from the Philox stream of cl/random.cl with the
+   generator's (key, offset), element for element the numbers that
+   rand_normal would draw, so a step equals its unfused form exactly. */
+
+#define SMP_GUIDED 1
+#define SMP_AUX 2     /* write aux */
+#define SMP_AUX_X 4   /* aux = x + ha d (else aux = d) */
+
+/* z for elements 4j .. 4j+3 of a f32 draw (Box-Muller as rand_normal_f32) */
+inline float4 smp_normal4(ulong offset, int j, uint2 key) {
+  uint4 r = mf_draw(offset, j, key);
+  float u1 = ((float)(r.x >> 8) + 1.0f) * 5.9604644775390625e-8f;
+  float u2 = MF_U24(r.y);
+  float u3 = ((float)(r.z >> 8) + 1.0f) * 5.9604644775390625e-8f;
+  float u4 = MF_U24(r.w);
+  float rho0 = sqrt(-2.0f * log(u1)), th0 = 6.2831853071795865f * u2;
+  float rho1 = sqrt(-2.0f * log(u3)), th1 = 6.2831853071795865f * u4;
+  return (float4)(rho0 * cos(th0), rho0 * sin(th0), rho1 * cos(th1), rho1 * sin(th1));
+}
+
+#define SMP_MIX(c, u, s, flags) (((flags) & SMP_GUIDED) ? (u) + (s) * ((c) - (u)) : (c))
+
+#define MF_SAMPLER_STEPS(T, suf)                                               \
+  /* d = mix(c, u); out = x + h d; aux = d or x + ha d (flags) */              \
+  kernel void smp_step_##suf(global T *out, int oo, global const T *x, int ox, \
+                             global const T *c, int oc, global const T *u,     \
+                             int ou, global T *aux, int oaux, T h, T s, T ha,  \
+                             int flags, int n) {                               \
+    MF_FOR(i, n) {                                                             \
+      T xi = x[ox + i];                                                        \
+      T d = SMP_MIX(c[oc + i], u[ou + i], s, flags);                           \
+      if (flags & SMP_AUX) aux[oaux + i] = (flags & SMP_AUX_X) ? xi + ha * d : d; \
+      out[oo + i] = xi + h * d;                                                \
+    }                                                                          \
+  }                                                                            \
+  /* Heun: d2 = mix(c, u); out = x + (h / 2) (d1 + d2) */                      \
+  kernel void smp_heun_##suf(global T *out, int oo, global const T *x, int ox, \
+                             global const T *d1, int od, global const T *c,    \
+                             int oc, global const T *u, int ou, T h, T s,      \
+                             int flags, int n) {                               \
+    T hh = (T)0.5 * h;                                                         \
+    MF_FOR(i, n) {                                                             \
+      T d2 = SMP_MIX(c[oc + i], u[ou + i], s, flags);                          \
+      out[oo + i] = x[ox + i] + hh * (d1[od + i] + d2);                        \
+    }                                                                          \
+  }
+
+/* Euler-Maruyama, one step of the reverse SDE
+     dx = [v - w/2 score] dt + sqrt(w) dW:
+   drift_c = vc - hw sc, drift_u = vu - hw su (hw = w/2), d = mix(drift_c, drift_u),
+   out = x + h d + nz z with nz = sqrt(w |h|) (0: no noise, no draw).
+   Work-item j handles the elements of Philox counter j. */
+#define SMP_EM_BODY(T, i, z)                                                   \
+  {                                                                            \
+    T dc = vc[ovc + (i)] - hw * sc[osc + (i)];                                 \
+    T d = dc;                                                                  \
+    if (flags & SMP_GUIDED) {                                                  \
+      T du = vu[ovu + (i)] - hw * su[osu + (i)];                               \
+      d = du + s * (dc - du);                                                  \
+    }                                                                          \
+    out[oo + (i)] = x[ox + (i)] + h * d + nz * (z);                            \
+  }
+
+#define SMP_EM_ARGS(T)                                                         \
+  global T *out, int oo, global const T *x, int ox, global const T *vc,        \
+      int ovc, global const T *sc, int osc, global const T *vu, int ovu,       \
+      global const T *su, int osu, T h, T hw, T s, T nz, int flags, int n,     \
+      uint2 key, ulong offset
+
+kernel void smp_em_f32(SMP_EM_ARGS(float)) {
+  int m = (n + 3) / 4;
+  MF_FOR(j, m) {
+    float4 z = nz != 0.0f ? smp_normal4(offset, j, key) : (float4)(0.0f);
+    float zs[4] = {z.x, z.y, z.z, z.w};
+    for (int l = 0; l < 4 && 4 * j + l < n; ++l) SMP_EM_BODY(float, 4 * j + l, zs[l])
+  }
+}
+
+/* out = x + c z (EDM's churn: c = sqrt(sigma_hat^2 - sigma^2) S_noise) */
+kernel void smp_noise_f32(global float *out, int oo, global const float *x, int ox,
+                          float c, int n, uint2 key, ulong offset) {
+  int m = (n + 3) / 4;
+  MF_FOR(j, m) {
+    float4 z = smp_normal4(offset, j, key);
+    float zs[4] = {z.x, z.y, z.z, z.w};
+    for (int l = 0; l < 4 && 4 * j + l < n; ++l) out[oo + 4 * j + l] = x[ox + 4 * j + l] + c * zs[l];
+  }
+}
+
+MF_SAMPLER_STEPS(float, f32)
+
+#ifdef MF_FP64
+/* z for elements 2j, 2j+1 of a f64 draw (as rand_normal_f64) */
+inline double2 smp_normal2(ulong offset, int j, uint2 key) {
+  uint4 r = mf_draw(offset, j, key);
+  double u1 = 1.0 - mf_u53(r.x, r.y);
+  double u2 = mf_u53(r.z, r.w);
+  double rho = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
+  return (double2)(rho * cos(th), rho * sin(th));
+}
+
+kernel void smp_em_f64(SMP_EM_ARGS(double)) {
+  int m = (n + 1) / 2;
+  MF_FOR(j, m) {
+    double2 z = nz != 0.0 ? smp_normal2(offset, j, key) : (double2)(0.0);
+    SMP_EM_BODY(double, 2 * j, z.x)
+    if (2 * j + 1 < n) SMP_EM_BODY(double, 2 * j + 1, z.y)
+  }
+}
+
+kernel void smp_noise_f64(global double *out, int oo, global const double *x, int ox,
+                          double c, int n, uint2 key, ulong offset) {
+  int m = (n + 1) / 2;
+  MF_FOR(j, m) {
+    double2 z = smp_normal2(offset, j, key);
+    out[oo + 2 * j] = x[ox + 2 * j] + c * z.x;
+    if (2 * j + 1 < n) out[oo + 2 * j + 1] = x[ox + 2 * j + 1] + c * z.y;
+  }
+}
+
+MF_SAMPLER_STEPS(double, f64)
+#endif
