@@ -22,6 +22,47 @@ describe("layer functions", function()
     G.check("layer_norm 3-D no affine", function(x) return F.layer_norm(x, nil, nil, 1e-5) end, { { { 2, 3, 5 } } })
   end)
 
+  it("fused linear: every activation, a residual, grads to some inputs only", function()
+    for _, act in ipairs { "silu", "gelu", "tanh", "relu" } do
+      G.check("linear+residual " .. act, function(x, w, b, r) return F.linear(x, w, b, act, r) end,
+        { { { 4, 3 } }, { { 5, 3 } }, { { 5 } }, { { 4, 5 } } }, { seed = act == "relu" and 5 or 11 })
+    end
+    G.check("linear residual no bias", function(x, w, r) return F.linear(x, w, nil, nil, r) end,
+      { { { 4, 3 } }, { { 5, 3 } }, { { 4, 5 } } })
+    -- only w requires grad: x gets none, and w's gradient is still right
+    local x = mf.randn({ 4, 3 }, { dtype = "f64" })
+    local w = mf.randn({ 5, 3 }, { dtype = "f64" }):requires_grad()
+    F.linear(x, w, nil, "silu"):sum():backward()
+    assert.is_nil(x.grad)
+    local wc = w:detach():requires_grad()
+    F.linear_composite(x, wc, nil, "silu"):sum():backward()
+    H.close(w.grad:tolist(), wc.grad:tolist(), 1e-12, 1e-14)
+  end)
+
+  it("fused layer_norm with an added input and an activation", function()
+    G.check("layer_norm+c silu", function(x, w, b, c) return F.layer_norm(x, w, b, 1e-5, c, "silu") end,
+      { { { 4, 6 }, lo = -2, hi = 3 }, { { 6 } }, { { 6 } }, { { 4, 6 } } })
+    G.check("layer_norm+c gelu no affine", function(x, c) return F.layer_norm(x, nil, nil, 1e-5, c, "gelu") end,
+      { { { 3, 5 } }, { { 3, 5 } } })
+    G.check("layer_norm tanh, bias only", function(x, b) return F.layer_norm(x, nil, b, 1e-5, nil, "tanh") end,
+      { { { 3, 5 } }, { { 5 } } })
+  end)
+
+  it("fused layers equal their composite references", function()
+    local g = mf.Generator(3)
+    local x = g:normal({ 6, 7 }, { dtype = "f64" })
+    local w, b = g:normal({ 7 }, { dtype = "f64" }), g:normal({ 7 }, { dtype = "f64" })
+    H.close(F.layer_norm(x, w, b, 1e-5):tolist(), F.layer_norm_composite(x, w, b, 1e-5):tolist(), 1e-12, 1e-13)
+    local W = g:normal({ 4, 7 }, { dtype = "f64" })
+    local bb = g:normal({ 4 }, { dtype = "f64" })
+    H.close(F.linear(x, W, bb, "gelu"):tolist(), F.linear_composite(x, W, bb, "gelu"):tolist(), 1e-12, 1e-13)
+    -- float32 too
+    local x32, W32, b32 = x:to("f32"), W:to("f32"), bb:to("f32")
+    H.close(F.linear(x32, W32, b32, "silu"):tolist(), F.linear_composite(x32, W32, b32, "silu"):tolist(), 1e-5, 1e-5)
+    H.close(F.layer_norm(x32, w:to("f32"), b:to("f32")):tolist(),
+      F.layer_norm_composite(x32, w:to("f32"), b:to("f32")):tolist(), 1e-4, 1e-5)
+  end)
+
   it("timestep features in t", function()
     G.check("timestep_features", function(t) return F.timestep_features(t, 8, 10000, 10, "f64") end, { { { 3 } } })
   end)

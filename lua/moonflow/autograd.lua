@@ -120,6 +120,13 @@ function A.backward(root, g)
       grads[t] = nil
       local node = t._node
       if gt ~= nil and node then
+        -- ctx.needs[i]: whether argument i wants a cotangent (rules may skip work)
+        local needs = {}
+        for i = 1, node.n do
+          local a = node.args[i]
+          needs[i] = is_tensor(a) and needs_grad(a)
+        end
+        node.ctx.needs = needs
         local gin = { node.op.vjp(node.ctx, gt) }
         local ti = 0
         for i = 1, node.n do

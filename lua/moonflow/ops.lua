@@ -228,14 +228,30 @@ function O.where(m, a, b)
 end
 
 ---------------------------------------------------------------- reductions
-local function norm_dims(x, dims)
+-- dims (nil for all, a dim, or a list) as distinct 1-based dims; errors name fn
+local function norm_dims(x, dims, fn)
+  local n = C.dim(x)
   if dims == nil then
     local all = {}
-    for i = 1, C.dim(x) do all[i] = i end
+    for i = 1, n do all[i] = i end
     return all
   end
-  if type(dims) == "number" then return { dims } end
-  return dims
+  if type(dims) == "number" then dims = { dims } end
+  if type(dims) ~= "table" then
+    error(("moonflow.%s: dims must be a dim or a list of dims, got %s"):format(fn, type(dims)), 3)
+  end
+  local out, seen = {}, {}
+  for i, d in ipairs(dims) do
+    local z = math.tointeger(d)
+    if z and z < 0 then z = z + n + 1 end
+    if not z or z < 1 or z > n then
+      error(("moonflow.%s: dim %s out of range for a tensor with %d dims"):format(fn, tostring(d), n), 3)
+    end
+    if seen[z] then error(("moonflow.%s: dim %s repeated"):format(fn, tostring(d)), 3) end
+    seen[z] = true
+    out[i] = z
+  end
+  return out
 end
 
 local function count(x, dims)
@@ -266,12 +282,12 @@ local sum = def("sum", {
   jvp = function(ctx, t) return C.reduce("sum", t, ctx.dims, ctx.keep, "sum") end,
 })
 function O.sum(x, dims, keepdim)
-  return apply(sum, x, norm_dims(x, dims), keepdim or false)
+  return apply(sum, x, norm_dims(x, dims, "sum"), keepdim or false)
 end
 
 -- y = sum / n
 function O.mean(x, dims, keepdim)
-  dims = norm_dims(x, dims)
+  dims = norm_dims(x, dims, "mean")
   return O.mul(O.sum(x, dims, keepdim), 1 / count(x, dims))
 end
 
@@ -296,14 +312,14 @@ local function extreme(name)
       return div(C.reduce("sum", mul(m, t), ctx.dims, ctx.keep, name), cnt)
     end,
   })
-  return function(x, dims, keepdim) return apply(op, x, norm_dims(x, dims), keepdim or false) end
+  return function(x, dims, keepdim) return apply(op, x, norm_dims(x, dims, name), keepdim or false) end
 end
 O.max = extreme("max")
 O.min = extreme("min")
 
 -- var = sum (x - mean)^2 / (n - correction); correction 1 by default (unbiased)
 function O.var(x, dims, keepdim, correction)
-  dims = norm_dims(x, dims)
+  dims = norm_dims(x, dims, "var")
   local n = count(x, dims)
   local d = O.sub(x, O.mean(x, dims, true))
   return O.mul(O.sum(O.square(d), dims, keepdim), 1 / math.max(n - (correction or 1), 1))
@@ -311,7 +327,7 @@ end
 
 -- norm = sqrt(sum x^2)
 function O.norm(x, dims, keepdim)
-  return O.sqrt(O.sum(O.square(x), norm_dims(x, dims), keepdim))
+  return O.sqrt(O.sum(O.square(x), norm_dims(x, dims, "norm"), keepdim))
 end
 
 --------------------------------------------------------------------- views
@@ -348,6 +364,11 @@ function O.transpose(x, d1, d2)
   d2 = d2 or n
   local perm = {}
   for i = 1, n do perm[i] = i end
+  for _, d in ipairs { d1, d2 } do
+    if math.type(d) ~= "integer" or d < -n or d == 0 or d > n then
+      error(("moonflow.transpose: dim %s out of range for a tensor with %d dims"):format(tostring(d), n), 2)
+    end
+  end
   d1 = d1 < 0 and d1 + n + 1 or d1
   d2 = d2 < 0 and d2 + n + 1 or d2
   perm[d1], perm[d2] = perm[d2], perm[d1]
@@ -409,7 +430,10 @@ end
 local function mT(x) local n = C.dim(x); local p = {}; for i = 1, n do p[i] = i end; p[n - 1], p[n] = n, n - 1; return C.permute(x, p) end
 local matmul = def("matmul", {
   forward = function(ctx, a, b) ctx.a, ctx.b = a, b; return C.matmul(a, b) end,
-  vjp = function(ctx, g) return C.matmul(g, mT(ctx.b)), C.matmul(mT(ctx.a), g) end,
+  vjp = function(ctx, g)
+    local n = ctx.needs or { true, true }
+    return n[1] and C.matmul(g, mT(ctx.b)) or nil, n[2] and C.matmul(mT(ctx.a), g) or nil
+  end,
   jvp = function(ctx, ta, tb)
     return add_opt(ta and C.matmul(ta, ctx.b), tb and C.matmul(ctx.a, tb))
   end,
@@ -445,6 +469,9 @@ local cat = def("cat", {
 })
 function O.cat(list, dim)
   if type(list) ~= "table" or #list == 0 then error("moonflow.cat: expected a non-empty list of tensors", 2) end
+  for i, t in ipairs(list) do
+    if not is_tensor(t) then error(("moonflow.cat: entry %d is a %s, not a tensor"):format(i, type(t)), 2) end
+  end
   return apply(cat, dim or 1, table.unpack(list))
 end
 

@@ -69,7 +69,10 @@ static int l_clip(lua_State *L) {
   return 1;
 }
 
+void lmf_open_nn(lua_State *L); /* l_nn.c: fused layer kernels */
+
 void lmf_open_optim(lua_State *L) {
+  lmf_open_nn(L);
   static const luaL_Reg fns[] = {
       {"adamw_", l_adamw}, {"sgd_", l_sgd}, {"ema_", l_ema}, {"clip_scale_", l_clip}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);

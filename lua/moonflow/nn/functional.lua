@@ -5,12 +5,48 @@ local core = require "moonflow.core"
 local O = require "moonflow.ops"
 local A = require "moonflow.autograd"
 
+local Fz = require "moonflow.nn.fused"
+
 local F = {}
+
+-- x as {rows, last} (a view when possible), and the leading shape
+local function as2d(x)
+  local xs = x:shape()
+  if #xs == 2 then return x, nil end
+  local rows = 1
+  for i = 1, #xs - 1 do rows = rows * xs[i] end
+  return O.reshape(x, { rows, xs[#xs] }), xs
+end
+
+-- y = act(x W^T + b) + r over the last dim of x (fused: matmul + one kernel)
+function F.linear(x, w, b, act, r)
+  local x2, xs = as2d(x)
+  local r2 = r and (as2d(r)) or nil
+  local y = Fz.linear(x2, w, b, r2, act)
+  if xs then
+    local ys = {}
+    for i = 1, #xs - 1 do ys[i] = xs[i] end
+    ys[#xs] = w:shape()[1]
+    y = O.reshape(y, ys)
+  end
+  return y
+end
+
+-- y = act(LN(x) w + b + c) over the last dim (fused: one kernel per row)
+function F.layer_norm(x, w, b, eps, c, act)
+  local x2, xs = as2d(x)
+  local c2 = c and (as2d(c)) or nil
+  local y = Fz.layer_norm(x2, w, b, c2, eps or 1e-5, act)
+  if xs then y = O.reshape(y, xs) end
+  return y
+end
 
 local acts = { silu = O.silu, gelu = O.gelu, relu = O.relu, tanh = O.tanh, sigmoid = O.sigmoid }
 
+-- The same two layers composed from single ops (the reference the fused
+-- kernels are tested against).
 -- y = act(x W^T + b) for x {..., in}, W {out, in}, b {out} or nil, act a name or nil
-function F.linear(x, w, b, act)
+function F.linear_composite(x, w, b, act)
   local xs = x:shape()
   local n = #xs
   local x2 = x
@@ -32,7 +68,7 @@ function F.linear(x, w, b, act)
 end
 
 -- y = (x - mean) / sqrt(var + eps) * w + b over the last dim (biased var)
-function F.layer_norm(x, w, b, eps)
+function F.layer_norm_composite(x, w, b, eps)
   eps = eps or 1e-5
   local d = core.dim(x)
   local mu = O.mean(x, { d }, true)

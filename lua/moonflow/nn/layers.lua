@@ -50,13 +50,14 @@ function Linear.new(in_features, out_features, opts)
   end
   return m
 end
-function Linear:forward(x, act)
+-- lin(x [, act [, r]]) = act(x W^T + b) + r, fused into one kernel after the matmul
+function Linear:forward(x, act, r)
   local s = x:shape()
   if s[#s] ~= self.in_features then
     error(("moonflow.nn.Linear: input has %d features (shape {%s}), expected %d"):format(
       s[#s] or 0, table.concat(s, ", "), self.in_features), 2)
   end
-  return F.linear(x, self.weight, self.bias, act)
+  return F.linear(x, self.weight, self.bias, act, r)
 end
 function Linear:extra_repr()
   return ("%d, %d%s"):format(self.in_features, self.out_features, self.bias and "" or ", bias=false")
@@ -190,13 +191,14 @@ function LayerNorm.new(dim, opts)
   end
   return m
 end
-function LayerNorm:forward(x)
+-- ln(x [, c [, act]]) = act(LN(x) w + b + c), one fused kernel
+function LayerNorm:forward(x, c, act)
   local s = x:shape()
   if s[#s] ~= self.dim then
     error(("moonflow.nn.LayerNorm: input's last dim is %d (shape {%s}), expected %d"):format(
       s[#s] or 0, table.concat(s, ", "), self.dim), 2)
   end
-  return F.layer_norm(x, self.weight, self.bias, self.eps)
+  return F.layer_norm(x, self.weight, self.bias, self.eps, c, act)
 end
 function LayerNorm:extra_repr() return ("%d, eps=%g"):format(self.dim, self.eps) end
 

@@ -19,9 +19,9 @@ function Block.new(hidden, opts)
   m:add_module("linear", L.Linear(hidden, hidden, opts))
   return m
 end
--- h + linear(silu(norm(h) + c))
+-- h + linear(silu(norm(h) + c)): two fused kernels and a matmul
 function Block:forward(h, c)
-  return O.add(h, self.linear(O.silu(O.add(self.norm(h), c))))
+  return self.linear(self.norm(h, c, "silu"), nil, h)
 end
 
 local VelocityMLP = Module:extend("VelocityMLP")
@@ -109,13 +109,13 @@ function VelocityMLP:forward(x, t, cond)
   if self.use_dt then
     c = O.add(c, self.dt_embed(per_sample(cond.dt == nil and 0 or cond.dt, B, dt, "cond.dt")))
   end
-  local h = O.add(self.in_proj(x2), c)
+  local h = self.in_proj(x2, nil, c)
   local features = {}
   for k = 1, self.depth do
     h = self.blocks[tostring(k)](h, c)
     features[k] = h
   end
-  local out = self.out_proj(O.silu(self.final_norm(h)))
+  local out = self.out_proj(self.final_norm(h, nil, "silu"))
   if #xs ~= 2 then out = O.reshape(out, xs) end
   return out, features
 end

@@ -1,0 +1,91 @@
+/* Binding of the fused layer kernels (cl/nn.cl). Opened from l_optim.c. */
+#include <string.h>
+
+#include "../ops_nn.h"
+#include "lmf.h"
+
+static const char *const acts[] = {"none", "silu", "gelu", "relu", "tanh", NULL};
+
+static int act_at(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  return luaL_checkoption(L, idx, NULL, acts);
+}
+
+static mf_tensor *opt_t(lua_State *L, int idx, const char *fn) {
+  return lua_isnoneornil(L, idx) ? NULL : lmf_check(L, idx, fn);
+}
+
+/* nn_bias_act(z, b|nil, r|nil, act) -> y (z holds the pre-activation after) */
+static int l_bias_act(lua_State *L) {
+  mf_tensor *z = lmf_check(L, 1, "linear"), y;
+  if (mf_nn_bias_act(&y, z, opt_t(L, 2, "linear"), opt_t(L, 3, "linear"), act_at(L, 4))) return lmf_fail(L, "linear");
+  lmf_push(L, &y);
+  return 1;
+}
+
+/* nn_act_grad(g, pre, act) -> g act'(pre) */
+static int l_act_grad(lua_State *L) {
+  mf_tensor *g = lmf_check(L, 1, "linear"), *pre = lmf_check(L, 2, "linear"), out;
+  if (mf_nn_act_grad(&out, g, pre, act_at(L, 3))) return lmf_fail(L, "linear");
+  lmf_push(L, &out);
+  return 1;
+}
+
+/* nn_colsum(a) -> {cols}; nn_colsum(a, out) adds into out and returns it */
+static int l_colsum(lua_State *L) {
+  mf_tensor *a = lmf_check(L, 1, "colsum");
+  if (!lua_isnoneornil(L, 2)) {
+    mf_tensor *out = lmf_check(L, 2, "colsum");
+    if (mf_nn_colsum(out, a, 1)) return lmf_fail(L, "colsum");
+    lua_settop(L, 2);
+    return 1;
+  }
+  mf_tensor out;
+  if (mf_nn_colsum(&out, a, 0)) return lmf_fail(L, "colsum");
+  lmf_push(L, &out);
+  return 1;
+}
+
+/* nn_ln_fwd(x, w|nil, b|nil, c|nil, eps, act) -> y, mean, rstd */
+static int l_ln_fwd(lua_State *L) {
+  mf_tensor *x = lmf_check(L, 1, "layer_norm"), y, m, r;
+  double eps = luaL_checknumber(L, 5);
+  if (!(eps >= 0)) return luaL_error(L, "moonflow.layer_norm: eps %g is negative", eps);
+  if (mf_nn_ln_fwd(&y, &m, &r, x, opt_t(L, 2, "layer_norm"), opt_t(L, 3, "layer_norm"), opt_t(L, 4, "layer_norm"),
+                   eps, act_at(L, 6)))
+    return lmf_fail(L, "layer_norm");
+  lmf_push(L, &y);
+  lmf_push(L, &m);
+  lmf_push(L, &r);
+  return 3;
+}
+
+/* nn_ln_bwd(g, x, mean, rstd, w|nil, b|nil, c|nil, act) -> gx, gpre */
+static int l_ln_bwd(lua_State *L) {
+  mf_tensor *g = lmf_check(L, 1, "layer_norm"), *x = lmf_check(L, 2, "layer_norm");
+  mf_tensor *m = lmf_check(L, 3, "layer_norm"), *r = lmf_check(L, 4, "layer_norm"), gx, gp;
+  if (mf_nn_ln_bwd(&gx, &gp, g, x, m, r, opt_t(L, 5, "layer_norm"), opt_t(L, 6, "layer_norm"),
+                   opt_t(L, 7, "layer_norm"), act_at(L, 8)))
+    return lmf_fail(L, "layer_norm");
+  lmf_push(L, &gx);
+  lmf_push(L, &gp);
+  return 2;
+}
+
+/* nn_ln_wgrad(gpre, x, mean, rstd) -> gw, gb */
+static int l_ln_wgrad(lua_State *L) {
+  mf_tensor *gp = lmf_check(L, 1, "layer_norm"), *x = lmf_check(L, 2, "layer_norm");
+  mf_tensor *m = lmf_check(L, 3, "layer_norm"), *r = lmf_check(L, 4, "layer_norm"), gw, gb;
+  if (mf_nn_ln_wgrad(&gw, &gb, gp, x, m, r)) return lmf_fail(L, "layer_norm");
+  lmf_push(L, &gw);
+  lmf_push(L, &gb);
+  return 2;
+}
+
+void lmf_open_nn(lua_State *L) {
+  static const luaL_Reg fns[] = {{"nn_bias_act", l_bias_act}, {"nn_act_grad", l_act_grad},
+                                 {"nn_colsum", l_colsum},     {"nn_ln_fwd", l_ln_fwd},
+                                 {"nn_ln_bwd", l_ln_bwd},     {"nn_ln_wgrad", l_ln_wgrad},
+                                 {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+}

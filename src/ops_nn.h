@@ -1,0 +1,26 @@
+/* Launchers of cl/nn.cl: fused layer epilogues and LayerNorm. Operands are
+   contiguous [rows, cols] blocks (2-D views of any contiguous tensor);
+   optional operands are NULL. act: 0 none, 1 silu, 2 gelu, 3 relu, 4 tanh. */
+#ifndef MF_OPS_NN_H
+#define MF_OPS_NN_H
+
+#include "tensor.h"
+
+/* pre = z + b; y = act(pre) + r. z is overwritten with pre when act != 0;
+   *y is allocated unless act == 0, where y becomes a view of z. */
+int mf_nn_bias_act(mf_tensor *y, mf_tensor *z, const mf_tensor *b, const mf_tensor *r, int act);
+/* gp = g act'(pre) */
+int mf_nn_act_grad(mf_tensor *gp, const mf_tensor *g, const mf_tensor *pre, int act);
+/* out[c] = sum_r a[r, c] (+ out[c] when acc); out allocated when !acc */
+int mf_nn_colsum(mf_tensor *out, const mf_tensor *a, int acc);
+/* y = act(LN(x) w + b + c) with per-row mean and rstd out */
+int mf_nn_ln_fwd(mf_tensor *y, mf_tensor *mean, mf_tensor *rstd, const mf_tensor *x, const mf_tensor *w,
+                 const mf_tensor *b, const mf_tensor *c, double eps, int act);
+/* gx and gpre (= g act'(pre)) of mf_nn_ln_fwd */
+int mf_nn_ln_bwd(mf_tensor *gx, mf_tensor *gpre, const mf_tensor *g, const mf_tensor *x, const mf_tensor *mean,
+                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, int act);
+/* gw = sum_r gpre xh, gb = sum_r gpre */
+int mf_nn_ln_wgrad(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf_tensor *x,
+                   const mf_tensor *mean, const mf_tensor *rstd);
+
+#endif
