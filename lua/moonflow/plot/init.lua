@@ -288,7 +288,7 @@ function P.curve(path, ys, opts)
       local t = ty(v)
       if t and t == t and t > -math.huge and t < math.huge then
         local nx, ny = fx(xs[i]), fy(t)
-        if px then cv:line(px, py, nx, ny, color, w) else cv:disc(nx, ny, w * 0.5 + 0.5, color) end
+        if px then cv:line(px, py, nx, ny, color, w) else cv:disc(nx, ny, w + 1.5, color) end
         px, py = nx, ny
       else
         px = nil
