@@ -30,9 +30,16 @@ int mf_is_contiguous(const mf_tensor *t) {
 
 int mf_empty(mf_tensor *out, mf_dtype dt, int ndim, const int64_t *shape) {
   memset(out, 0, sizeof *out);
-  int64_t n = 1;
-  for (int i = 0; i < ndim; ++i) n *= shape[i];
-  if (n >= ((int64_t)1 << 31)) return mf_fail("%lld elements are more than a tensor holds (2^31 - 1)", (long long)n);
+  int64_t n = 1, cap = (int64_t)1 << 31;
+  char b[160];
+  for (int i = 0; i < ndim; ++i) { /* clamped so that the product cannot overflow */
+    if (shape[i] < 0 || shape[i] >= cap)
+      return mf_fail("shape %s: size %lld is out of range", mf_shape_str(b, sizeof b, ndim, shape),
+                     (long long)shape[i]);
+    n = (n < cap ? n : cap) * shape[i];
+  }
+  if (n >= cap)
+    return mf_fail("shape %s has more elements than a tensor holds (2^31 - 1)", mf_shape_str(b, sizeof b, ndim, shape));
   out->st = mf_storage_new((size_t)(n ? n : 1) * mf_dtype_size(dt));
   if (!out->st) return -1;
   out->ndim = ndim;

@@ -24,10 +24,11 @@ function T.tensor(data, opts)
   end
   return core.tensor(data, dt)
 end
-function T.zeros(shape, opts) return core.full(shape, 0, opts_dtype(opts)) end
-function T.ones(shape, opts) return core.full(shape, 1, opts_dtype(opts)) end
-function T.full(shape, value, opts) return core.full(shape, value, opts_dtype(opts)) end
-function T.empty(shape, opts) return core.empty(shape, opts_dtype(opts)) end
+-- the last argument of core.full / core.empty names the function in errors
+function T.zeros(shape, opts) return core.full(shape, 0, opts_dtype(opts), "zeros") end
+function T.ones(shape, opts) return core.full(shape, 1, opts_dtype(opts), "ones") end
+function T.full(shape, value, opts) return core.full(shape, value, opts_dtype(opts), "full") end
+function T.empty(shape, opts) return core.empty(shape, opts_dtype(opts), "empty") end
 function T.zeros_like(t) return core.full(t:shape(), 0, core.dtype(t)) end
 function T.ones_like(t) return core.full(t:shape(), 1, core.dtype(t)) end
 function T.full_like(t, v) return core.full(t:shape(), v, core.dtype(t)) end
@@ -126,8 +127,12 @@ M.gather = O.gather
 M.flatten = function(t) return O.reshape(t, { core.numel(t) }) end
 M.unsqueeze = function(t, d)
   local s = core.shape(t)
-  d = d < 0 and d + #s + 2 or d
-  table.insert(s, d, 1)
+  local z = math.tointeger(d)
+  z = z and z < 0 and z + #s + 2 or z
+  if not z or z < 1 or z > #s + 1 then
+    error(("moonflow.unsqueeze: dim %s out of range for a tensor with %d dims"):format(tostring(d), #s), 2)
+  end
+  table.insert(s, z, 1)
   return O.reshape(t, s)
 end
 M.squeeze = function(t, d)
@@ -186,7 +191,8 @@ local function arith(name)
   local f = O[name]
   return function(a, b)
     if type(a) ~= "number" and not is_tensor(a) or type(b) ~= "number" and not is_tensor(b) then
-      error(("moonflow.%s: cannot combine %s and %s"):format(name, type(a), type(b)), 2)
+      local ta, tb = is_tensor(a) and "tensor" or type(a), is_tensor(b) and "tensor" or type(b)
+      error(("moonflow.%s: cannot combine %s and %s"):format(name, ta, tb), 2)
     end
     return f(a, b)
   end

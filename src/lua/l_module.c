@@ -42,7 +42,8 @@ mf_tensor *lmf_push(lua_State *L, mf_tensor *t) {
 int lmf_shape(lua_State *L, int idx, const char *fn, int64_t *shape) {
   if (lua_isinteger(L, idx)) {
     shape[0] = lua_tointeger(L, idx);
-    if (shape[0] < 0) luaL_error(L, "moonflow.%s: negative size %d", fn, (int)shape[0]);
+    if (shape[0] < 0 || shape[0] > 2147483647)
+      luaL_error(L, "moonflow.%s: size %I is out of range [0, 2^31)", fn, (lua_Integer)shape[0]);
     return 1;
   }
   if (!lua_istable(L, idx))
@@ -53,8 +54,10 @@ int lmf_shape(lua_State *L, int idx, const char *fn, int64_t *shape) {
     lua_rawgeti(L, idx, i + 1);
     int ok;
     lua_Integer v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < 0 || v > 2147483647)
+      return luaL_error(L, "moonflow.%s: size %d of the shape must be an integer in [0, 2^31), got %s", fn, i + 1,
+                        luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
-    if (!ok || v < 0) return luaL_error(L, "moonflow.%s: size %d of the shape must be a non-negative integer", fn, i + 1);
     shape[i] = v;
   }
   return n;

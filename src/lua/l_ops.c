@@ -15,7 +15,8 @@ static const char *const reduce_ops[] = {"sum", "sumsq", "max", "min", NULL};
 /* unary(op, t) */
 static int l_unary(lua_State *L) {
   const char *op = lmf_opname(L, 1, unary_ops, "unary");
-  mf_tensor *a = lmf_check(L, 2, op), out;
+  mf_tensor *a = lmf_test(L, 2), out;
+  if (!a) return luaL_error(L, "moonflow.%s: expected a tensor, got %s", op, luaL_typename(L, 2));
   if (mf_unary(&out, op, a)) return lmf_fail(L, op);
   lmf_push(L, &out);
   return 1;
@@ -110,7 +111,8 @@ static int l_fill_(lua_State *L) {
 static int l_reduce(lua_State *L) {
   const char *op = lmf_opname(L, 1, reduce_ops, "reduce");
   const char *name = luaL_optstring(L, 5, op);
-  mf_tensor *a = lmf_check(L, 2, name), out;
+  mf_tensor *a = lmf_test(L, 2), out;
+  if (!a) return luaL_error(L, "moonflow.%s: expected a tensor, got %s", name, luaL_typename(L, 2));
   unsigned mask = 0;
   if (lua_isnoneornil(L, 3)) mask = (1u << a->ndim) - 1;
   else if (lua_isinteger(L, 3)) mask = 1u << lmf_dim(L, 3, a->ndim, name);
@@ -249,6 +251,8 @@ static int l_rand(lua_State *L) {
   int isint = strcmp(kind, "randint") == 0;
   mf_dtype dt = isint ? MF_I32 : lmf_dtype(L, 7, kind);
   if (dt == MF_I32 && !isint) return luaL_error(L, "moonflow.%s: dtype must be f32 or f64", kind);
+  if (isint && !(a >= -2147483648.0 && b <= 2147483647.0))
+    return luaL_error(L, "moonflow.randint: bounds [%f, %f) must lie within the i32 range", a, b);
   if (isint && !(b > a)) return luaL_error(L, "moonflow.randint: empty range [%d, %d)", (int)a, (int)b);
   if (strcmp(kind, "uniform") == 0 && !(b >= a))
     return luaL_error(L, "moonflow.uniform: low %f is above high %f", a, b);

@@ -23,6 +23,8 @@ static void push_info(lua_State *L, const mf_device_info *d, int index) {
   lua_setfield(L, -2, "fp64");
   lua_pushinteger(L, (lua_Integer)d->global_mem);
   lua_setfield(L, -2, "global_memory");
+  lua_pushinteger(L, (lua_Integer)d->max_alloc); /* the largest single buffer */
+  lua_setfield(L, -2, "max_alloc");
   lua_pushinteger(L, d->compute_units);
   lua_setfield(L, -2, "compute_units");
 }

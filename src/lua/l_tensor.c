@@ -92,25 +92,29 @@ static int l_tensor(lua_State *L) {
 
 /* empty(shape, dtype) */
 static int l_empty(lua_State *L) {
+  const char *fn = luaL_optstring(L, 3, "empty"); /* the Lua function, for errors */
   int64_t shape[MF_MAX_DIMS];
-  int nd = lmf_shape(L, 1, "empty", shape);
-  mf_dtype dt = lmf_dtype(L, 2, "empty");
+  int nd = lmf_shape(L, 1, fn, shape);
+  mf_dtype dt = lmf_dtype(L, 2, fn);
   mf_tensor t;
-  if (mf_empty(&t, dt, nd, shape)) return lmf_fail(L, "empty");
+  if (mf_empty(&t, dt, nd, shape)) return lmf_fail(L, fn);
   return push_new(L, &t, "empty");
 }
 
-/* full(shape, value, dtype) */
+/* full(shape, value, dtype, name): name ("zeros", ...) is the function errors name */
 static int l_full(lua_State *L) {
+  const char *fn = luaL_optstring(L, 4, "full");
   int64_t shape[MF_MAX_DIMS];
-  int nd = lmf_shape(L, 1, "full", shape);
-  double v = luaL_checknumber(L, 2);
-  mf_dtype dt = lmf_dtype(L, 3, "full");
+  int nd = lmf_shape(L, 1, fn, shape);
+  if (lua_type(L, 2) != LUA_TNUMBER)
+    return luaL_error(L, "moonflow.%s: the fill value must be a number, got %s", fn, luaL_typename(L, 2));
+  double v = lua_tonumber(L, 2);
+  mf_dtype dt = lmf_dtype(L, 3, fn);
   mf_tensor t;
-  if (mf_empty(&t, dt, nd, shape)) return lmf_fail(L, "full");
+  if (mf_empty(&t, dt, nd, shape)) return lmf_fail(L, fn);
   if (mf_fill(&t, v)) {
     mf_tensor_free(&t);
-    return lmf_fail(L, "full");
+    return lmf_fail(L, fn);
   }
   return push_new(L, &t, "full");
 }
@@ -268,10 +272,13 @@ static int l_reshape(lua_State *L) {
   int64_t sh[MF_MAX_DIMS], known = 1;
   for (int i = 0; i < n; ++i) {
     lua_rawgeti(L, 2, i + 1);
-    lua_Integer v = luaL_checkinteger(L, -1);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < -1 || v > 2147483647 || (v == -1 && infer >= 0))
+      return luaL_error(L, "moonflow.reshape: size %d must be an integer in [0, 2^31) or one -1, got %s", i + 1,
+                        luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
-    if (v == -1 && infer < 0) { infer = i; sh[i] = 1; continue; }
-    if (v < 0) return luaL_error(L, "moonflow.reshape: invalid size %d", (int)v);
+    if (v == -1) { infer = i; sh[i] = 1; continue; }
     sh[i] = v;
     known *= v;
   }
@@ -331,12 +338,19 @@ static int l_expand(lua_State *L) {
     return luaL_error(L, "moonflow.expand: cannot expand %d dims to %d", t->ndim, n);
   for (int i = 0; i < n; ++i) {
     lua_rawgeti(L, 2, i + 1);
-    lua_Integer v = luaL_checkinteger(L, -1);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
     lua_pop(L, 1);
     int j = i - (n - t->ndim);
-    if (v == -1 && j >= 0) v = t->shape[j];
-    sh[i] = v;
-    if (j >= 0 && t->shape[j] != v && t->shape[j] != 1) {
+    if (ok && v == -1 && j >= 0) v = t->shape[j];
+    sh[i] = ok && v >= 0 && v <= 2147483647 ? v : -1;
+  }
+  int64_t numel = 1, cap = (int64_t)1 << 31; /* clamped: no overflow */
+  for (int i = 0; i < n; ++i) numel = (numel < cap ? numel : cap) * (sh[i] < 0 ? 0 : sh[i]);
+  for (int i = 0; i < n; ++i) {
+    int j = i - (n - t->ndim);
+    int64_t v = sh[i];
+    if (v < 0 || numel >= cap || (j >= 0 && t->shape[j] != v && t->shape[j] != 1)) {
       char a[128], b[128];
       return luaL_error(L, "moonflow.expand: shape %s cannot expand to %s",
                         mf_shape_str(a, sizeof a, t->ndim, t->shape), mf_shape_str(b, sizeof b, n, sh));
