@@ -370,11 +370,6 @@ function O.transpose(x, d1, d2)
       error(("moonflow.transpose: dim %s out of range for a tensor with %d dims"):format(tostring(d), n), 2)
     end
   end
-  for _, d in ipairs { d1, d2 } do
-    if math.type(d) ~= "integer" or d < -n or d == 0 or d > n then
-      error(("moonflow.transpose: dim %s out of range for a tensor with %d dims"):format(tostring(d), n), 2)
-    end
-  end
   d1 = d1 < 0 and d1 + n + 1 or d1
   d2 = d2 < 0 and d2 + n + 1 or d2
   perm[d1], perm[d2] = perm[d2], perm[d1]
@@ -475,9 +470,6 @@ local cat = def("cat", {
 })
 function O.cat(list, dim)
   if type(list) ~= "table" or #list == 0 then error("moonflow.cat: expected a non-empty list of tensors", 2) end
-  for i, t in ipairs(list) do
-    if not is_tensor(t) then error(("moonflow.cat: entry %d is a %s, not a tensor"):format(i, type(t)), 2) end
-  end
   for i, t in ipairs(list) do
     if not is_tensor(t) then error(("moonflow.cat: entry %d is a %s, not a tensor"):format(i, type(t)), 2) end
   end
