@@ -23,61 +23,55 @@
   }
 
 /* out[o1 + i] = a_r x[i] + b_r y[i],  out[o2 + i] = c_r x[i] + d_r y[i]
-   (o2 < 0: second output skipped). Each work-item takes runs of 4 elements
-   (one vector load per operand) in a grid-stride loop; a run that straddles
-   two rows falls back to scalars. */
+   (o2 < 0: second output skipped).
+   GPU: each work-item takes runs of 4 elements (one vector load per
+   operand) in a grid-stride loop; a run that straddles two rows falls back
+   to scalars. CPU (MF_CPU): each work-item takes one contiguous run of
+   elements, split at row ends so the coefficients are constant over each
+   inner loop (which the compiler vectorizes). */
 #ifdef MF_CPU
-/* CPU (perf): this work-item's contiguous run of elements, row segment by
-   row segment: coefficients once per segment, 16 lanes a step. */
-#define MF_NT_CPU(T)                                                           \
-  {                                                                            \
-    int2 run = mf_run(n);                                                      \
-    for (int i = run.x; i < run.y;) {                                          \
-      int r = i / cols, e = min(run.y, (r + 1) * cols), k = i;                 \
+#define MF_NT_BODY(T, T4)                                                      \
+  int n = rows * cols;                                                         \
+  int2 run = mf_run(n);                                                        \
+  int r = run.x / cols, e = min(run.y, (r + 1) * cols);                        \
+  for (int i = run.x; i < run.y; i = e, ++r, e = min(run.y, e + cols)) {        \
+    MF_NT_COEF(T)                                                              \
+    global T *o = out + o1;                                                    \
+    global const T *xs = x + ox, *ys = y + oy;                                 \
+    for (int k = i; k < e; ++k) o[k] = pa * xs[k] + pb * ys[k];                \
+    if (o2 >= 0) {                                                             \
+      global T *o_ = out + o2;                                                 \
+      for (int k = i; k < e; ++k) o_[k] = pc * xs[k] + pd * ys[k];             \
+    }                                                                          \
+  }
+#else
+#define MF_NT_BODY(T, T4)                                                      \
+  int n = rows * cols, nq = (n + 3) / 4;                                       \
+  MF_FOR(q, nq) {                                                              \
+    int i = 4 * q, last = min(i + 3, n - 1);                                   \
+    int r = i / cols;                                                          \
+    if (last - i == 3 && last / cols == r) {                                   \
       MF_NT_COEF(T)                                                            \
-      for (; k + 16 <= e; k += 16) {                                           \
-        T##16 xv = vload16(0, x + ox + k), yv = vload16(0, y + oy + k);        \
-        vstore16(pa * xv + pb * yv, 0, out + o1 + k);                          \
-        if (o2 >= 0) vstore16(pc * xv + pd * yv, 0, out + o2 + k);             \
-      }                                                                        \
-      for (; k < e; ++k) {                                                     \
+      T4 xv = vload4(0, x + ox + i), yv = vload4(0, y + oy + i);               \
+      vstore4(pa * xv + pb * yv, 0, out + o1 + i);                             \
+      if (o2 >= 0) vstore4(pc * xv + pd * yv, 0, out + o2 + i);                \
+    } else {                                                                   \
+      for (int k = i; k <= last; ++k) {                                        \
+        r = k / cols;                                                          \
+        MF_NT_COEF(T)                                                          \
         T xs = x[ox + k], ys = y[oy + k];                                      \
         out[o1 + k] = pa * xs + pb * ys;                                       \
         if (o2 >= 0) out[o2 + k] = pc * xs + pd * ys;                          \
       }                                                                        \
-      i = e;                                                                   \
     }                                                                          \
-    return;                                                                    \
   }
-#else
-#define MF_NT_CPU(T)
 #endif
-
 #define MF_NOISE_TARGET(T, T4, suf)                                            \
   kernel void diff_nt_##suf(global T *out, int o1, int o2, global const T *x,  \
                             int ox, global const T *y, int oy,                 \
                             global const T *p, int op, int ps, int kind,       \
                             int tr, int rows, int cols) {                      \
-    int n = rows * cols, nq = (n + 3) / 4;                                     \
-    MF_NT_CPU(T)                                                               \
-    MF_FOR(q, nq) {                                                            \
-      int i = 4 * q, last = min(i + 3, n - 1);                                 \
-      int r = i / cols;                                                        \
-      if (last - i == 3 && last / cols == r) {                                 \
-        MF_NT_COEF(T)                                                          \
-        T4 xv = vload4(0, x + ox + i), yv = vload4(0, y + oy + i);             \
-        vstore4(pa * xv + pb * yv, 0, out + o1 + i);                           \
-        if (o2 >= 0) vstore4(pc * xv + pd * yv, 0, out + o2 + i);              \
-      } else {                                                                 \
-        for (int k = i; k <= last; ++k) {                                      \
-          r = k / cols;                                                        \
-          MF_NT_COEF(T)                                                        \
-          T xs = x[ox + k], ys = y[oy + k];                                    \
-          out[o1 + k] = pa * xs + pb * ys;                                     \
-          if (o2 >= 0) out[o2 + k] = pc * xs + pd * ys;                        \
-        }                                                                      \
-      }                                                                        \
-    }                                                                          \
+    MF_NT_BODY(T, T4)                                                          \
   }
 
 /* ------------------------------------------------------------------------
@@ -87,7 +81,8 @@
    w is read at w[ow + ws r] when hasw, else w_r = 1.
    diff_rowred: one work-group per row, each work-item folds a strided run
    (4-wide when the row starts allow it), then a tree in local memory.
-   diff_rowred1: one work-item per row, for narrow rows. */
+   diff_rowred1: one work-item per row (narrow rows, and every row on CPUs,
+   where a work-item streams through its rows with 16 accumulator lanes). */
 #define MF_ROW_F(T, mode, u, v) ((mode) == 0 ? ((u) - (v)) * ((u) - (v)) : (mode) == 1 ? (u) * (v) : (u) * (u))
 
 #define MF_ROWRED(T, T4, suf)                                                  \
@@ -125,7 +120,23 @@
       global const T *ar = a + oa + (long)r * cols;                            \
       global const T *br = b + ob + (long)r * cols;                            \
       T sum = (T)0;                                                            \
-      for (int j = 0; j < cols; ++j) sum += MF_ROW_F(T, mode, ar[j], br[j]);   \
+      int j = 0;                                                               \
+      if (((oa | ob | cols) & 3) == 0 && cols >= 16) {                         \
+        T4 a0 = (T4)0, a1 = (T4)0, a2 = (T4)0, a3 = (T4)0;                     \
+        for (; j + 16 <= cols; j += 16) {                                      \
+          T4 u0 = vload4(0, ar + j), v0 = vload4(0, br + j);                   \
+          T4 u1 = vload4(1, ar + j), v1 = vload4(1, br + j);                   \
+          T4 u2 = vload4(2, ar + j), v2 = vload4(2, br + j);                   \
+          T4 u3 = vload4(3, ar + j), v3 = vload4(3, br + j);                   \
+          a0 += mode == 0 ? (u0 - v0) * (u0 - v0) : mode == 1 ? u0 * v0 : u0 * u0; \
+          a1 += mode == 0 ? (u1 - v1) * (u1 - v1) : mode == 1 ? u1 * v1 : u1 * u1; \
+          a2 += mode == 0 ? (u2 - v2) * (u2 - v2) : mode == 1 ? u2 * v2 : u2 * u2; \
+          a3 += mode == 0 ? (u3 - v3) * (u3 - v3) : mode == 1 ? u3 * v3 : u3 * u3; \
+        }                                                                      \
+        T4 a = (a0 + a1) + (a2 + a3);                                          \
+        sum = (a.x + a.y) + (a.z + a.w);                                       \
+      }                                                                        \
+      for (; j < cols; ++j) sum += MF_ROW_F(T, mode, ar[j], br[j]);            \
       out[r] = s * (hasw ? w[ow + ws * r] : (T)1) * sum;                       \
     }                                                                          \
   }                                                                            \

@@ -95,7 +95,7 @@ int mf_noise_target(mf_tensor *out, const mf_tensor *x, const mf_tensor *y, cons
            : mf_args(k, 14, MF_ARG(out->st->buf), MF_ARG(o1), MF_ARG(o2), MF_ARG(xc->st->buf), MF_ARG(ox),
                      MF_ARG(yc->st->buf), MF_ARG(oy), MF_ARG(pc->st->buf), MF_ARG(op), MF_ARG(cps),
                      MF_ARG(ck), MF_ARG(ctr), MF_ARG(cr), MF_ARG(cc)) ||
-                 mf_launch(k, mf_grid((size_t)(n + 3) / 4), 0);
+                 mf_launch(k, mf_grid(mf_rt()->info.is_gpu ? (size_t)(n + 3) / 4 : (size_t)n), 0);
   unpack(&pk);
   if (rc) mf_tensor_free(out);
   return rc;
@@ -133,7 +133,7 @@ int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_t
   int64_t sh[1] = {rows};
   if (mf_empty(out, a->dtype, 1, sh)) { unpack(&pk); return -1; }
   mf_runtime *r = mf_rt();
-  int narrow = cols <= 32;
+  int narrow = cols <= 32 || !r->info.is_gpu; /* CPUs: a row per work-item */
   cl_kernel k = mf_typed_kernel(narrow ? "diff_rowred1" : "diff_rowred", a->dtype);
   int rc = !k;
   if (!rc && rows > 0) {
@@ -145,7 +145,16 @@ int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_t
                  MF_ARG(ob), MF_ARG(wc->st->buf), MF_ARG(ow), MF_ARG(cws), MF_ARG(hasw), MF_ARG(cr),
                  MF_ARG(cc), ss, (const void *)&sv, MF_ARG(cm));
     if (!rc && narrow) {
-      rc = mf_launch(k, mf_grid((size_t)rows), 0);
+      size_t g = (size_t)rows;
+      if (!r->info.is_gpu) { /* rows spread over the cores, at least 4096 elements each */
+        size_t cap = (size_t)(r->info.compute_units > 0 ? r->info.compute_units : 1) * 16;
+        size_t by_size = (size_t)(n / 4096) + 1;
+        if (g > cap) g = cap;
+        if (g > by_size) g = by_size;
+      } else {
+        g = mf_grid(g);
+      }
+      rc = mf_launch(k, g, 0);
     } else if (!rc) {
       size_t L = r->info.is_gpu ? 256 : 64, kmax = 0;
       clGetKernelWorkGroupInfo(k, r->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
