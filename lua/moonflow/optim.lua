@@ -7,6 +7,9 @@ local A = require "moonflow.autograd"
 
 local M = {}
 
+-- an integral count from a state dict (JSON round trips may give floats)
+local function count_of(v) return type(v) == "number" and math.tointeger(v) or nil end
+
 -- {params, grads} from a Module (flattening it if needed) or a table
 -- {params = tensor, grads = tensor}.
 local function buffers(target, fn)
@@ -153,13 +156,13 @@ function AdamW:state_dict()
 end
 
 function AdamW:load_state_dict(sd)
-  if type(sd) ~= "table" or math.type(sd.step) ~= "integer" then
+  if type(sd) ~= "table" or not count_of(sd.step) then
     error("moonflow.optim.AdamW.load_state_dict: expected {step = integer, exp_avg, exp_avg_sq}", 2)
   end
   local a = copy_state(self.m, sd.exp_avg, "exp_avg", "AdamW")
   local b = copy_state(self.v, sd.exp_avg_sq, "exp_avg_sq", "AdamW")
   a(); b()
-  self.step_count = sd.step
+  self.step_count = count_of(sd.step)
   return self
 end
 
@@ -205,11 +208,11 @@ function SGD:state_dict()
 end
 
 function SGD:load_state_dict(sd)
-  if type(sd) ~= "table" or math.type(sd.step) ~= "integer" then
+  if type(sd) ~= "table" or not count_of(sd.step) then
     error("moonflow.optim.SGD.load_state_dict: expected {step = integer, momentum_buffer}", 2)
   end
   if self.buf then copy_state(self.buf, sd.momentum_buffer, "momentum_buffer", "SGD")() end
-  self.step_count = sd.step
+  self.step_count = count_of(sd.step)
   return self
 end
 
@@ -262,11 +265,11 @@ function EMA:state_dict()
 end
 
 function EMA:load_state_dict(sd)
-  if type(sd) ~= "table" or math.type(sd.num_updates) ~= "integer" then
+  if type(sd) ~= "table" or not count_of(sd.num_updates) then
     error("moonflow.optim.EMA.load_state_dict: expected {shadow = tensor, num_updates = integer}", 2)
   end
   copy_state(self.shadow, sd.shadow, "shadow", "EMA")()
-  self.num_updates = sd.num_updates
+  self.num_updates = count_of(sd.num_updates)
   return self
 end
 

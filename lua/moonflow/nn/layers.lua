@@ -137,8 +137,12 @@ function ModuleList.new(list)
   return m
 end
 ModuleList.at = Sequential.at
--- m[2] is the child named "2"
+-- m[2] is the child named "2" (the class methods are also copied raw, so
+-- code that inspects the metatable without indexing still finds them)
 local function int_index(cls)
+  for k, v in pairs(Module) do
+    if type(v) == "function" and rawget(cls, k) == nil and k:sub(1, 2) ~= "__" then cls[k] = v end
+  end
   cls.__index = function(t, k)
     if type(k) == "number" then return rawget(t, tostring(k)) end
     return cls[k]
