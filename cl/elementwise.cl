@@ -56,6 +56,138 @@
 #define MF_SRUN_BINS(T, expr, rev)                                             \
   MF_FOR(i, n) { T v = a[oa + i], x = rev ? s : v, y = rev ? v : s; out[oo + i] = (expr); }
 
+/* Strided paths. GPUs: mf_sidx per element. CPUs: a work-item walks its
+   run row by row over the innermost dim with up to three operands' offsets
+   carried like an odometer (one division per dim at the run's start, none
+   after); dims of size 1 are dropped and dims that are contiguous for every
+   operand merged, and rows whose inner strides are 0 or 1 get loops that
+   vectorize (bias rows, per-row scales, contiguous copies). */
+#ifdef MF_CPU
+typedef struct {
+  int nd, sh[8], idx[8], st[3][8], o[3];
+} mf_walk3;
+
+inline void mf_walk3_init(mf_walk3 *w, int i, int nd, int8 shape, int8 s0, int8 s1, int8 s2) {
+  int sh[8], st[3][8];
+  vstore8(shape, 0, sh);
+  vstore8(s0, 0, st[0]);
+  vstore8(s1, 0, st[1]);
+  vstore8(s2, 0, st[2]);
+  int m = 0;
+  for (int d = 0; d < nd; ++d) {
+    if (sh[d] == 1) continue;
+    int merge = m > 0;
+    for (int k = 0; k < 3; ++k) merge = merge && w->st[k][m - 1] == st[k][d] * sh[d];
+    if (merge) {
+      w->sh[m - 1] *= sh[d];
+      for (int k = 0; k < 3; ++k) w->st[k][m - 1] = st[k][d];
+    } else {
+      w->sh[m] = sh[d];
+      for (int k = 0; k < 3; ++k) w->st[k][m] = st[k][d];
+      ++m;
+    }
+  }
+  if (m == 0) {
+    w->sh[0] = 1;
+    for (int k = 0; k < 3; ++k) w->st[k][0] = 0;
+    m = 1;
+  }
+  w->nd = m;
+  for (int k = 0; k < 3; ++k) w->o[k] = 0;
+  for (int d = m - 1; d >= 0; --d) {
+    int q = i / w->sh[d], c = i - q * w->sh[d];
+    w->idx[d] = c;
+    for (int k = 0; k < 3; ++k) w->o[k] += c * w->st[k][d];
+    i = q;
+  }
+}
+
+/* advance by cnt elements, which end the current row or the run */
+inline void mf_walk3_step(mf_walk3 *w, int cnt) {
+  int d = w->nd - 1;
+  w->idx[d] += cnt;
+  for (int k = 0; k < 3; ++k) w->o[k] += cnt * w->st[k][d];
+  while (d > 0 && w->idx[d] == w->sh[d]) {
+    for (int k = 0; k < 3; ++k) w->o[k] += w->st[k][d - 1] - w->sh[d] * w->st[k][d];
+    w->idx[d] = 0;
+    w->idx[--d]++;
+  }
+}
+
+/* ROW(T, expr) runs for each row piece: elements i .. i + cnt - 1, operand k
+   at offset ok, inner stride tk */
+#define MF_ROWS(s0, s1, s2, ROW, T, expr)                                      \
+  {                                                                            \
+    int2 r_ = mf_run(n);                                                       \
+    if (r_.x < r_.y) {                                                         \
+      mf_walk3 w_;                                                             \
+      mf_walk3_init(&w_, r_.x, nd, shape, s0, s1, s2);                         \
+      int d_ = w_.nd - 1;                                                      \
+      int t0 = w_.st[0][d_], t1 = w_.st[1][d_], t2 = w_.st[2][d_];             \
+      for (int i = r_.x; i < r_.y;) {                                          \
+        int cnt = min(w_.sh[d_] - w_.idx[d_], r_.y - i);                       \
+        int o0 = w_.o[0], o1 = w_.o[1], o2 = w_.o[2];                          \
+        ROW(T, expr)                                                           \
+        i += cnt;                                                              \
+        mf_walk3_step(&w_, cnt);                                               \
+      }                                                                        \
+    }                                                                          \
+  }
+#define MF_ROW_UN(T, expr)                                                     \
+  {                                                                            \
+    global const T *pa = a + oa + o0;                                          \
+    global T *po = out + oo + i;                                               \
+    if (t0 == 1) for (int k = 0; k < cnt; ++k) { T x = pa[k]; po[k] = (expr); } \
+    else for (int k = 0; k < cnt; ++k) { T x = pa[k * t0]; po[k] = (expr); }   \
+  }
+#define MF_ROW_BIN(T, expr)                                                    \
+  {                                                                            \
+    global const T *pa = a + oa + o0, *pb = b + ob + o1;                       \
+    global T *po = out + oo + i;                                               \
+    if (t0 == 1 && t1 == 1) {                                                  \
+      for (int k = 0; k < cnt; ++k) { T x = pa[k], y = pb[k]; po[k] = (expr); } \
+    } else if (t0 == 1 && t1 == 0) {                                           \
+      T y = pb[0];                                                             \
+      for (int k = 0; k < cnt; ++k) { T x = pa[k]; po[k] = (expr); }           \
+    } else if (t0 == 0 && t1 == 1) {                                           \
+      T x = pa[0];                                                             \
+      for (int k = 0; k < cnt; ++k) { T y = pb[k]; po[k] = (expr); }           \
+    } else {                                                                   \
+      for (int k = 0; k < cnt; ++k) {                                          \
+        T x = pa[k * t0], y = pb[k * t1];                                      \
+        po[k] = (expr);                                                        \
+      }                                                                        \
+    }                                                                          \
+  }
+#define MF_ROW_BINS(T, expr)                                                   \
+  {                                                                            \
+    global const T *pa = a + oa + o0;                                          \
+    global T *po = out + oo + i;                                               \
+    for (int k = 0; k < cnt; ++k) {                                            \
+      T v = pa[k * t0], x = rev ? s : v, y = rev ? v : s;                      \
+      po[k] = (expr);                                                          \
+    }                                                                          \
+  }
+#define MF_STR_UN(T, expr) MF_ROWS(sa, sa, sa, MF_ROW_UN, T, expr)
+#define MF_STR_BIN(T, expr) MF_ROWS(sa, sb, sb, MF_ROW_BIN, T, expr)
+#define MF_STR_BINS(T, expr) MF_ROWS(sa, sa, sa, MF_ROW_BINS, T, expr)
+#else
+#define MF_STR_UN(T, expr)                                                     \
+  MF_FOR(i, n) { T x = a[oa + mf_sidx(i, nd, shape, sa)]; out[oo + i] = (expr); }
+#define MF_STR_BIN(T, expr)                                                    \
+  MF_FOR(i, n) {                                                               \
+    T x = a[oa + mf_sidx(i, nd, shape, sa)];                                   \
+    T y = b[ob + mf_sidx(i, nd, shape, sb)];                                   \
+    out[oo + i] = (expr);                                                      \
+  }
+#define MF_STR_BINS(T, expr)                                                   \
+  MF_FOR(i, n) {                                                               \
+    T v = a[oa + mf_sidx(i, nd, shape, sa)];                                   \
+    T x = rev ? s : v, y = rev ? v : s;                                        \
+    out[oo + i] = (expr);                                                      \
+  }
+#endif
+
 /* names are pasted here: an inner macro would expand PoCL's `#define exp _cl_exp` */
 #define MF_UNARY(name, T, suf, expr) MF_UNARY_K(un_##name##_##suf, T, expr, VRUN)
 #define MF_UNARY_K(kname, T, expr, V)                                          \
@@ -64,7 +196,7 @@
     if (nd == 0) {                                                             \
       MF_##V##_UN(T, expr)                                                     \
     } else {                                                                   \
-      MF_FOR(i, n) { T x = a[oa + mf_sidx(i, nd, shape, sa)]; out[oo + i] = (expr); } \
+      MF_STR_UN(T, expr)                                                       \
     }                                                                          \
   }
 
@@ -79,11 +211,7 @@
     if (nd == 0) {                                                             \
       MF_##V##_BIN(T, expr)                                                    \
     } else {                                                                   \
-      MF_FOR(i, n) {                                                           \
-        T x = a[oa + mf_sidx(i, nd, shape, sa)];                               \
-        T y = b[ob + mf_sidx(i, nd, shape, sb)];                               \
-        out[oo + i] = (expr);                                                  \
-      }                                                                        \
+      MF_STR_BIN(T, expr)                                                      \
     }                                                                          \
   }                                                                            \
   /* x op s, or s op x when rev != 0 */                                        \
@@ -94,33 +222,91 @@
     } else if (nd == 0) {                                                      \
       MF_##V##_BINS(T, expr, 1)                                                \
     } else {                                                                   \
-      MF_FOR(i, n) {                                                           \
-        T v = a[oa + mf_sidx(i, nd, shape, sa)];                               \
-        T x = rev ? s : v, y = rev ? v : s;                                    \
-        out[oo + i] = (expr);                                                  \
+      MF_STR_BINS(T, expr)                                                     \
+    }                                                                          \
+  }
+
+#ifdef MF_CPU
+#define MF_ROW_WHERE(T, expr)                                                  \
+  for (int k = 0; k < cnt; ++k)                                                \
+    out[i + k] = m[om + o0 + k * t0] != (T)0 ? a[oa + o1 + k * t1] : b[ob + o2 + k * t2];
+#define MF_STR_WHERE(T) MF_ROWS(sm, sa, sb, MF_ROW_WHERE, T, 0)
+#define MF_ROW_CLAMP(T, expr)                                                  \
+  for (int k = 0; k < cnt; ++k) {                                              \
+    T x = a[oa + o0 + k * t0];                                                 \
+    out[i + k] = x < lo ? lo : (x > hi ? hi : x);                              \
+  }
+#define MF_STR_CLAMP(T) MF_ROWS(sa, sa, sa, MF_ROW_CLAMP, T, 0)
+/* Operand 0 is the destination. A transposing copy (the source's inner
+   stride is not 1 but its next dim's is) goes in 16 x 16 tiles: 16 source
+   lines feed 16 destination lines, all in L1, instead of one source line per
+   element. */
+#define MF_STR_COPY(S, D)                                                      \
+  {                                                                            \
+    int2 r_ = mf_run(n);                                                       \
+    if (r_.x < r_.y) {                                                         \
+      mf_walk3 w_;                                                             \
+      mf_walk3_init(&w_, r_.x, nd, shape, so, sa, sa);                         \
+      int d_ = w_.nd - 1, L = w_.sh[d_], t0 = w_.st[0][d_], t1 = w_.st[1][d_]; \
+      int u0 = d_ > 0 ? w_.st[0][d_ - 1] : 0, u1 = d_ > 0 ? w_.st[1][d_ - 1] : 0; \
+      int tile = d_ > 0 && t1 != 1 && u1 == 1;                                 \
+      for (int i = r_.x; i < r_.y;) {                                          \
+        global D *po = out + oo + w_.o[0];                                     \
+        global const S *pa = a + oa + w_.o[1];                                 \
+        if (tile && w_.idx[d_] == 0 && w_.idx[d_ - 1] + 16 <= w_.sh[d_ - 1] && \
+            i + 16 * L <= r_.y) {                                              \
+          for (int kb = 0; kb < L; kb += 16) {                                 \
+            int kn = min(16, L - kb);                                          \
+            for (int r = 0; r < 16; ++r)                                       \
+              for (int k = kb; k < kb + kn; ++k) po[r * u0 + k * t0] = (D)pa[r + k * t1]; \
+          }                                                                    \
+          for (int r = 0; r < 16; ++r) mf_walk3_step(&w_, L);                  \
+          i += 16 * L;                                                         \
+        } else {                                                               \
+          int cnt = min(L - w_.idx[d_], r_.y - i);                             \
+          if (t0 == 1 && t1 == 1) for (int k = 0; k < cnt; ++k) po[k] = (D)pa[k]; \
+          else for (int k = 0; k < cnt; ++k) po[k * t0] = (D)pa[k * t1];       \
+          i += cnt;                                                            \
+          mf_walk3_step(&w_, cnt);                                             \
+        }                                                                      \
       }                                                                        \
     }                                                                          \
   }
+#else
+#define MF_STR_WHERE(T)                                                        \
+  MF_FOR(i, n) {                                                               \
+    T c = m[om + mf_sidx(i, nd, shape, sm)];                                   \
+    out[i] = c != (T)0 ? a[oa + mf_sidx(i, nd, shape, sa)]                     \
+                       : b[ob + mf_sidx(i, nd, shape, sb)];                    \
+  }
+#define MF_STR_CLAMP(T)                                                        \
+  MF_FOR(i, n) {                                                               \
+    T x = a[oa + mf_sidx(i, nd, shape, sa)];                                   \
+    out[i] = x < lo ? lo : (x > hi ? hi : x);                                  \
+  }
+#define MF_STR_COPY(S, D)                                                      \
+  MF_FOR(i, n) out[oo + mf_sidx(i, nd, shape, so)] = (D)a[oa + mf_sidx(i, nd, shape, sa)];
+#endif
 
 /* out = m != 0 ? a : b, all three read through their own strides */
 #define MF_WHERE(T, suf)                                                       \
   kernel void where_##suf(global T *out, global const T *m, int om,            \
                           global const T *a, int oa, global const T *b, int ob,\
                           int n, int nd, int8 shape, int8 sm, int8 sa, int8 sb) { \
-    MF_FOR(i, n) {                                                             \
-      T c = m[om + mf_sidx(i, nd, shape, sm)];                                 \
-      out[i] = c != (T)0 ? a[oa + mf_sidx(i, nd, shape, sa)]                   \
-                         : b[ob + mf_sidx(i, nd, shape, sb)];                  \
-    }                                                                          \
+    MF_STR_WHERE(T)                                                            \
   }
 
 /* out = min(max(x, lo), hi) */
 #define MF_CLAMP(T, suf)                                                       \
   kernel void clamp_##suf(global T *out, global const T *a, int oa, T lo,     \
                           T hi, int n, int nd, int8 shape, int8 sa) {          \
-    MF_FOR(i, n) {                                                             \
-      T x = a[oa + (nd == 0 ? i : mf_sidx(i, nd, shape, sa))];                 \
-      out[i] = x < lo ? lo : (x > hi ? hi : x);                                \
+    if (nd == 0) {                                                             \
+      MF_FOR(i, n) {                                                           \
+        T x = a[oa + i];                                                       \
+        out[i] = x < lo ? lo : (x > hi ? hi : x);                              \
+      }                                                                        \
+    } else {                                                                   \
+      MF_STR_CLAMP(T)                                                          \
     }                                                                          \
   }
 
@@ -132,8 +318,7 @@
     if (nd == 0) {                                                             \
       MF_FOR(i, n) out[oo + i] = (D)a[oa + i];                                 \
     } else {                                                                   \
-      MF_FOR(i, n) out[oo + mf_sidx(i, nd, shape, so)] =                       \
-          (D)a[oa + mf_sidx(i, nd, shape, sa)];                                \
+      MF_STR_COPY(S, D)                                                        \
     }                                                                          \
   }
 
