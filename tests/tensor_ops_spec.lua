@@ -319,3 +319,71 @@ describe("in-place ops", function()
     H.errors(function() w:add_(1) end, "moonflow.add_", "requires grad")
   end)
 end)
+
+-- Sizes that span several work-items' runs and 16-lane vector steps with a
+-- tail, at an element offset that is not a multiple of 16.
+describe("large tensors at an offset", function()
+  local n = 10007
+  local function data(seed, lo, hi)
+    local t = H.rand_table({ n + 3 }, seed, lo, hi)
+    return round32(t)
+  end
+  local function view(t, dt) return mf.tensor(t, dt):narrow(1, 4, n) end
+  local function tail(t) return { table.unpack(t, 4, n + 3) } end
+
+  it("every unary op", function()
+    for name, spec in pairs(unary) do
+      local ref, lo, hi, rtol = spec[1], spec[2], spec[3], spec[4]
+      local a = data(#name + 100, lo, hi)
+      local x = view(a)
+      assert.equal(3, x:storage_offset())
+      H.close(x[name](x):tolist(), H.map(ref, tail(a)), rtol, rtol, name .. " f32")
+      H.close(view(a, "f64")[name](view(a, "f64")):tolist(), H.map(ref, tail(a)), 1e-13, 1e-14, name .. " f64")
+    end
+  end)
+
+  it("every binary op, tensor-tensor and with numbers on either side", function()
+    for name, ref in pairs(binary) do
+      local a, b = data(7, 0.5, 2), data(8, 0.5, 2)
+      if not floats_only[name] then -- ties for the comparisons
+        a = H.map(function(v) return math.floor(v * 4) / 4 end, a)
+        b = H.map(function(v) return math.floor(v * 4) / 4 end, b)
+      end
+      local rtol = name == "pow" and 4e-6 or 1e-7
+      local x, y = view(a), view(b)
+      H.close(x[name](x, y):tolist(), H.map(ref, tail(a), tail(b)), rtol, 0, name)
+      H.close(x[name](x, 1.25):tolist(), H.map(function(v) return ref(v, 1.25) end, tail(a)), rtol, 0, name .. " s")
+      H.close(mf.core.binary(name, 1.25, x):tolist(), H.map(function(v) return ref(1.25, v) end, tail(a)), rtol, 0,
+        name .. " rev")
+      if not floats_only[name] then
+        local ai = H.map(function(v) return math.floor(v * 8) end, a)
+        local bi = H.map(function(v) return math.floor(v * 8) end, b)
+        H.close(view(ai, "i32")[name](view(ai, "i32"), view(bi, "i32")):tolist(), H.map(ref, tail(ai), tail(bi)), 0, 0,
+          name .. " i32")
+      end
+    end
+  end)
+
+  it("where, clamp, copy_, fill_ and in-place ops", function()
+    local a, b = data(9, -2, 2), data(10, -2, 2)
+    local x, y = view(a), view(b)
+    local ta, tb = tail(a), tail(b)
+    H.close(mf.where(x:gt(y), x, y):tolist(), H.map(math.max, ta, tb), 0, 0, "where")
+    H.close(x:clamp(-0.5, 0.25):tolist(), H.map(function(v) return math.min(math.max(v, -0.5), 0.25) end, ta), 0, 0)
+    local z = mf.zeros({ n + 5 })
+    z:narrow(1, 2, n):copy_(x)
+    local zt = z:tolist()
+    H.close({ table.unpack(zt, 2, n + 1) }, ta, 0, 0, "copy_")
+    assert.equal(0, zt[1])
+    assert.equal(0, zt[n + 2])
+    z:narrow(1, 3, n):fill_(2)
+    zt = z:tolist()
+    assert.equal(0, zt[1])
+    assert.equal(2, zt[3])
+    assert.equal(2, zt[n + 2])
+    assert.equal(0, zt[n + 3])
+    local w = view(a)
+    w:mul_(y):add_(1)
+    H.close(w:tolist(), H.map(function(p, q) return f32(p * q) + 1 end, ta, tb), 1e-7, 1e-7, "in place")
+  end)
+end)

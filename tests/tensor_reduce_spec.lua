@@ -135,6 +135,33 @@ describe("reductions", function()
     H.close(x:mean(1):narrow(1, 1, 5):totable(), { v[1], v[2], v[3], v[4], v[5] }, 1e-6, 1e-7)
   end)
 
+  it("odd sizes at an offset: partial runs, vector steps and tails", function()
+    -- rows 2..8 of a {9, 4099} block: contiguous, offset 4099
+    local rows, cols = 9, 4099
+    local t = H.map(f32, H.rand_table({ rows, cols }, 77, -3, 3))
+    local x = mf.tensor(t):narrow(1, 2, 7)
+    local sub = { table.unpack(t, 2, 8) }
+    for name, f in pairs(refs) do
+      H.close(x[name](x, 2):totable(), ref_reduce(sub, { 7, cols }, { 2 }, false, f), 2e-6, 1e-5, name .. " rows")
+      H.close(x[name](x, 1):totable(), ref_reduce(sub, { 7, cols }, { 1 }, false, f), 2e-6, 1e-5, name .. " cols")
+      H.close(x[name](x):item(), ref_reduce(sub, { 7, cols }, { 1, 2 }, false, f), 2e-6, 1e-5, name .. " all")
+    end
+    -- many short rows, one long row, f64 and i32
+    local short = H.map(f32, H.rand_table({ 5000, 3 }, 78))
+    H.close(mf.tensor(short):sum(2):totable(), ref_reduce(short, { 5000, 3 }, { 2 }, false, lsum), 1e-6, 1e-6)
+    local long = { {} }
+    for i = 1, 70001 do long[1][i] = (i % 17) - 8 end
+    assert.equal(ref_reduce(long, { 1, 70001 }, { 2 }, false, lsum)[1], mf.tensor(long, "i32"):sum(2):totable()[1])
+    assert.equal(8, mf.tensor(long, "i32"):max():item())
+    assert.equal(-8, mf.tensor(long, "i32"):min():item())
+    H.close(mf.tensor(long, "f64"):var():item(), ref_reduce(long, { 1, 70001 }, { 1, 2 }, false, lvar(1)), 1e-12)
+    -- a nan deep inside a long row reaches max and min
+    local v = mf.tensor(long):narrow(2, 2, 70000):contiguous()
+    v:narrow(2, 5000, 1):fill_(0 / 0)
+    local mx, mn = v:max():item(), v:min(2):item()
+    assert.is_true(mx ~= mx and mn ~= mn)
+  end)
+
   it("an f32 sum of 10^7 elements is within 1e-6 of the exact answer", function()
     local n = 10000000
     -- 0.1 rounds to f32; n copies of it sum exactly to n * f32(0.1) in doubles
