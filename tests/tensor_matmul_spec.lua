@@ -110,9 +110,62 @@ describe("matmul", function()
     H.close(no_copy(mf.tensor(A), Bt):totable(), ref, 1e-5, 1e-6)
     H.close(no_copy(Ap, Bt):totable(), ref, 1e-5, 1e-6)
     H.close(mf.matmul(Ap:to("f64"), mf.tensor(Bs, "f64"):transpose(2, 3)):totable(), ref, 1e-14, 1e-14)
+    -- f64 goes through CLBlast on every device: the same views as flags
+    local Ap64, Bt64 = mf.tensor(Am, "f64"):permute { 2, 1, 3 }, mf.tensor(Bs, "f64"):transpose(2, 3)
+    H.close(no_copy(Ap64, mf.tensor(B, "f64")):totable(), ref, 1e-14, 1e-14)
+    H.close(no_copy(mf.tensor(A, "f64"), Bt64):totable(), ref, 1e-14, 1e-14)
+    H.close(no_copy(Ap64, Bt64):totable(), ref, 1e-14, 1e-14)
     -- a broadcast batch (stride 0) is packed first and still right
     local one = mf.tensor({ A[1] }):expand { 3, 4, 5 }
     H.close(mf.matmul(one, mf.tensor(B)):totable(), bmm({ A[1], A[1], A[1] }, B), 1e-5, 1e-6)
+  end)
+
+  it("f32 through CLBlast (MOONFLOW_GEMM=clblast, as on GPUs) in a child: views without copies", function()
+    local function sh_quote(q) return "'" .. q:gsub("'", "'\\''") .. "'" end
+    local code = ([[
+package.path = %q; package.cpath = %q
+local mf = require "moonflow"
+local function check(what, got, want)
+  local g, w = got:tolist(), want:tolist()
+  for i = 1, #w do
+    if math.abs(g[i] - w[i]) > 1e-4 * (1 + math.abs(w[i])) then print("bad", what, i, g[i], w[i]) return end
+  end
+  print("ok", what)
+end
+local function product(a, b) -- reference: contiguous copies, 2-D loops on the host
+  local A, B = a:contiguous():totable(), b:contiguous():totable()
+  local C = {}
+  for i = 1, #A do C[i] = {} for j = 1, #B[1] do
+    local s = 0 for l = 1, #B do s = s + A[i][l] * B[l][j] end C[i][j] = s end end
+  return mf.tensor(C)
+end
+local g = mf.Generator(5)
+local a, b = g:normal({ 33, 17 }), g:normal({ 17, 9 })
+local at, bt = g:normal({ 17, 33 }):t(), g:normal({ 9, 17 }):t()
+local big = g:normal({ 40, 30 }):narrow(1, 3, 33):narrow(2, 2, 17)
+for _, c in ipairs { { "NN", a, b }, { "TN", at, b }, { "NT", a, bt }, { "TT", at, bt }, { "ld", big, b } } do
+  mf.synchronize(); mf.reset_stats()
+  local y = mf.matmul(c[2], c[3])
+  print("launches", c[1], mf.stats().launches)
+  check(c[1], y, product(c[2], c[3]))
+end
+local A3, B3 = g:normal({ 17, 3, 33 }):permute { 2, 3, 1 }, g:normal({ 3, 9, 17 }):transpose(2, 3)
+local y = mf.matmul(A3, B3)
+for i = 1, 3 do
+  check("batch " .. i, y:narrow(1, i, 1):reshape { 33, 9 },
+    product(A3:narrow(1, i, 1):reshape { 33, 17 }, B3:narrow(1, i, 1):reshape { 17, 9 }))
+end
+]]):format(package.path, package.cpath)
+    local p = io.popen("MOONFLOW_GEMM=clblast lua5.4 -e " .. sh_quote(code) .. " 2>&1")
+    local out = p:read("a")
+    assert.is_true(p:close(), out)
+    for _, what in ipairs { "NN", "TN", "NT", "TT", "ld", "batch 1", "batch 2", "batch 3" } do
+      assert.truthy(out:find("ok\t" .. what, 1, true) or out:find("ok\t" .. what .. "\n", 1, true), out)
+    end
+    for _, what in ipairs { "NN", "TN", "NT", "TT", "ld" } do
+      assert.truthy(out:find("launches\t" .. what .. "\t1\n", 1, true), out)
+    end
+    assert.falsy(out:find("bad", 1, true), out)
   end)
 
   it("a larger product stays within f32 accumulation error", function()
