@@ -1,5 +1,12 @@
 -- Generators over the Philox kernels: (seed, offset) is the whole state,
 -- and each draw advances the offset by the counters it used.
+--
+-- Splitting guarantee: a draw of n elements takes element k from counter
+-- offset + k // w (w = 4 for f32 and i32, 2 for f64) and advances the offset
+-- by ceil(n / w). The numbers never depend on how the device splits a draw
+-- into work-items, and draws whose sizes are multiples of w concatenate to
+-- exactly one draw of the total size (8 then 8 == 16). A size that is not a
+-- multiple of w leaves the rest of its last counter unused.
 local core = require "moonflow.core"
 
 local R = {}
