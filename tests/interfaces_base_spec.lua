@@ -52,6 +52,8 @@ describe("train_time_dist_type", function()
     H.errors(function() I.EDM { network = net(), train_time_dist_type = "beta" } end, "EDM", "beta")
     H.errors(function() I.SiT { train_time_dist_type = "uniform" } end, "SiT", "network")
     H.errors(function() I.SiT { network = net(), t_mu = "a" } end, "SiT", "t_mu", "string")
+    H.errors(function() I.SiT { network = net(), guidance_scale = 2 } end, "SiT", "unknown option guidance_scale")
+    H.errors(function() I.EDM { network = net(), t_shift_base = 2 } end, "EDM", "unknown option t_shift_base")
   end)
 end)
 

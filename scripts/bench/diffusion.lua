@@ -74,8 +74,9 @@ return function(ctx)
     for _, kind in ipairs { "SiT", "MeanFlow" } do
       local rngs = mf.Rngs(0)
       local net = mf.nn.VelocityMLP { dim = 2, hidden = H, depth = DEPTH, num_classes = 10, use_dt = true, rngs = rngs }
-      local iface = mf.interfaces[kind] { network = net, rngs = rngs, t_shift_base = 2,
-        guidance_scale = 1, guidance_mixture_ratio = 0 }
+      local o = { network = net, rngs = rngs, t_shift_base = 2 } -- shift 1 for dim 2
+      if kind == "MeanFlow" then o.guidance_scale, o.guidance_mixture_ratio = 1, 0 end
+      local iface = mf.interfaces[kind](o)
       local x = rngs.sample:normal({ B, 2 })
       local y = rngs.sample:randint({ B }, 0, 10)
       local function step()

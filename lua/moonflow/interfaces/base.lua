@@ -54,6 +54,15 @@ function Interface.init(self, cls, opts, defaults)
   if net == nil or (type(net) ~= "table" and type(net) ~= "function" and type(net) ~= "userdata") then
     error(("moonflow.interfaces.%s: network must be a callable net(x, t, cond), got %s"):format(cls.__name, type(net)), 3)
   end
+  for k in pairs(opts) do
+    if k ~= "network" and k ~= "rngs" and defaults[k] == nil then
+      local names = {}
+      for d in pairs(defaults) do names[#names + 1] = d end
+      table.sort(names)
+      error(("moonflow.interfaces.%s: unknown option %s (options: network, rngs, %s)"):format(
+        cls.__name, tostring(k), table.concat(names, ", ")), 3)
+    end
+  end
   self.network = net
   local dist = opts.train_time_dist_type or defaults.train_time_dist_type
   local key = Interface.normalize_dist(dist)

@@ -35,6 +35,13 @@ end
 -- dtype, rngs (the projector's init; default the interface's)
 function REPA.new(opts)
   if type(opts) ~= "table" then error("moonflow.interfaces.REPA: expected an options table {interface = ...}", 2) end
+  local known = { interface = 1, feature_dim = 1, repa_loss_weight = 1, repa_depth = 1, proj_dim = 1, dtype = 1, rngs = 1 }
+  for k in pairs(opts) do
+    if not known[k] then
+      error(("moonflow.interfaces.REPA: unknown option %s (options: interface, feature_dim, repa_loss_weight, "
+        .. "repa_depth, proj_dim, dtype, rngs)"):format(tostring(k)), 2)
+    end
+  end
   local iface = opts.interface
   if type(iface) ~= "table" or type(iface.loss) ~= "function" then
     error(("moonflow.interfaces.REPA: interface must be an interface (SiT, EDM, MeanFlow), got %s"):format(type(iface)), 2)
