@@ -23,18 +23,20 @@
   }
 
 /* out[o1 + i] = a_r x[i] + b_r y[i],  out[o2 + i] = c_r x[i] + d_r y[i]
-   (o2 < 0: second output skipped).
-   GPU: each work-item takes runs of 4 elements (one vector load per
-   operand) in a grid-stride loop; a run that straddles two rows falls back
-   to scalars. CPU (MF_CPU): each work-item takes one contiguous run of
-   elements, split at row ends so the coefficients are constant over each
-   inner loop (which the compiler vectorizes). */
-#ifdef MF_CPU
-#define MF_NT_BODY(T, T4)                                                      \
+   (o2 < 0: second output skipped). Two loop shapes, chosen by the launcher:
+   diff_nt (GPUs): each work-item takes runs of 4 elements (one vector load
+   per operand) in a grid-stride loop; a run that straddles two rows falls
+   back to scalars.
+   diff_ntrow (CPUs): work-item g of G takes one contiguous run of
+   ceil(n / G) elements, split at row ends so the coefficients are constant
+   over each inner loop (which the compiler vectorizes). */
+#define MF_NT_ROWS(T)                                                          \
   int n = rows * cols;                                                         \
-  int2 run = mf_run(n);                                                        \
-  int r = run.x / cols, e = min(run.y, (r + 1) * cols);                        \
-  for (int i = run.x; i < run.y; i = e, ++r, e = min(run.y, e + cols)) {        \
+  long G = get_global_size(0), g = get_global_id(0);                           \
+  long R = (((long)n + G - 1) / G + 15) & ~15L;                                \
+  int lo = (int)min((long)n, g * R), hi = (int)min((long)n, g * R + R);        \
+  int r = lo / cols, e = min(hi, (r + 1) * cols);                              \
+  for (int i = lo; i < hi; i = e, ++r, e = min(hi, e + cols)) {                \
     MF_NT_COEF(T)                                                              \
     global T *o = out + o1;                                                    \
     global const T *xs = x + ox, *ys = y + oy;                                 \
@@ -44,8 +46,7 @@
       for (int k = i; k < e; ++k) o_[k] = pc * xs[k] + pd * ys[k];             \
     }                                                                          \
   }
-#else
-#define MF_NT_BODY(T, T4)                                                      \
+#define MF_NT_QUADS(T, T4)                                                     \
   int n = rows * cols, nq = (n + 3) / 4;                                       \
   MF_FOR(q, nq) {                                                              \
     int i = 4 * q, last = min(i + 3, n - 1);                                   \
@@ -65,13 +66,18 @@
       }                                                                        \
     }                                                                          \
   }
-#endif
 #define MF_NOISE_TARGET(T, T4, suf)                                            \
   kernel void diff_nt_##suf(global T *out, int o1, int o2, global const T *x,  \
                             int ox, global const T *y, int oy,                 \
                             global const T *p, int op, int ps, int kind,       \
                             int tr, int rows, int cols) {                      \
-    MF_NT_BODY(T, T4)                                                          \
+    MF_NT_QUADS(T, T4)                                                         \
+  }                                                                            \
+  kernel void diff_ntrow_##suf(global T *out, int o1, int o2,                  \
+                               global const T *x, int ox, global const T *y,   \
+                               int oy, global const T *p, int op, int ps,      \
+                               int kind, int tr, int rows, int cols) {         \
+    MF_NT_ROWS(T)                                                              \
   }
 
 /* ------------------------------------------------------------------------

@@ -63,6 +63,20 @@ static size_t real_of(real *r, mf_dtype dt, double v) {
   return sizeof(cl_float);
 }
 
+/* Loop shape: 0 by device (GPU shapes on GPUs, CPU shapes on CPUs), 1 the
+   GPU shapes everywhere, 2 the CPU shapes everywhere (tests cover both). */
+static int path_force;
+int mf_diffusion_path(int mode) {
+  int prev = path_force;
+  if (mode >= 0 && mode <= 2) path_force = mode;
+  return prev;
+}
+static int gpu_shape(void) {
+  if (path_force) return path_force == 1;
+  mf_runtime *r = mf_rt();
+  return r && r->info.is_gpu;
+}
+
 int mf_noise_target(mf_tensor *out, const mf_tensor *x, const mf_tensor *y, const mf_tensor *p,
                     int kind, int tr, int both) {
   if (check_pair("noise_target", x, y)) return -1;
@@ -72,7 +86,8 @@ int mf_noise_target(mf_tensor *out, const mf_tensor *x, const mf_tensor *y, cons
   int64_t rows = rows_of(x), n = mf_numel(x);
   int ps = 0;
   if (row_stride("noise_target: parameters", p, rows, kind == MF_NT_GENERAL ? 4 : 1, &ps)) return -1;
-  cl_kernel k = mf_typed_kernel("diff_nt", x->dtype);
+  int gpu = gpu_shape();
+  cl_kernel k = mf_typed_kernel(gpu ? "diff_nt" : "diff_ntrow", x->dtype);
   if (!k) return -1;
   packs pk = {.n = 0};
   const mf_tensor *xc = pack(&pk, x), *yc = xc ? pack(&pk, y) : NULL, *pc = yc ? pack(&pk, p) : NULL;
@@ -95,7 +110,7 @@ int mf_noise_target(mf_tensor *out, const mf_tensor *x, const mf_tensor *y, cons
            : mf_args(k, 14, MF_ARG(out->st->buf), MF_ARG(o1), MF_ARG(o2), MF_ARG(xc->st->buf), MF_ARG(ox),
                      MF_ARG(yc->st->buf), MF_ARG(oy), MF_ARG(pc->st->buf), MF_ARG(op), MF_ARG(cps),
                      MF_ARG(ck), MF_ARG(ctr), MF_ARG(cr), MF_ARG(cc)) ||
-                 mf_launch(k, mf_grid(mf_rt()->info.is_gpu ? (size_t)(n + 3) / 4 : (size_t)n), 0);
+                 mf_launch(k, mf_grid(gpu ? (size_t)(n + 3) / 4 : (size_t)n), 0);
   unpack(&pk);
   if (rc) mf_tensor_free(out);
   return rc;
@@ -133,7 +148,8 @@ int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_t
   int64_t sh[1] = {rows};
   if (mf_empty(out, a->dtype, 1, sh)) { unpack(&pk); return -1; }
   mf_runtime *r = mf_rt();
-  int narrow = cols <= 32 || !r->info.is_gpu; /* CPUs: a row per work-item */
+  int gpu = gpu_shape();
+  int narrow = cols <= 32 || !gpu; /* CPUs: a row per work-item */
   cl_kernel k = mf_typed_kernel(narrow ? "diff_rowred1" : "diff_rowred", a->dtype);
   int rc = !k;
   if (!rc && rows > 0) {
@@ -146,7 +162,7 @@ int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_t
                  MF_ARG(cc), ss, (const void *)&sv, MF_ARG(cm));
     if (!rc && narrow) {
       size_t g = (size_t)rows;
-      if (!r->info.is_gpu) { /* rows spread over the cores, at least 4096 elements each */
+      if (!gpu) { /* rows spread over the cores, at least 4096 elements each */
         size_t cap = (size_t)(r->info.compute_units > 0 ? r->info.compute_units : 1) * 16;
         size_t by_size = (size_t)(n / 4096) + 1;
         if (g > cap) g = cap;

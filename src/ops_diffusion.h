@@ -9,6 +9,10 @@
 
 enum { MF_NT_SIT = 0, MF_NT_EDM = 1, MF_NT_GENERAL = 2 };
 
+/* Kernel loop shapes: 0 by device type, 1 GPU shapes, 2 CPU shapes, -1
+   only asks; returns the previous mode. */
+int mf_diffusion_path(int mode);
+
 /* out[1] = a x + b y and out[2] = c x + d y stacked in one {2, shape} tensor
    (both = 1), or just out[1] with x's shape (both = 0); coefficients per
    `kind` from p ({rows} or {1}; {rows, 4} or {4} for MF_NT_GENERAL); tr

@@ -13,7 +13,12 @@ local function rows(t)
 end
 
 
-describe("fused noising and target", function()
+-- both kernel loop shapes (GPU: 4-wide grid stride and a work-group per row;
+-- CPU: contiguous runs and a row per work-item) run on any device
+for _, path in ipairs { "gpu", "cpu" } do
+describe("fused noising and target (" .. path .. " loop shapes)", function()
+  before_each(function() mf.core.diffusion_path(path) end)
+  after_each(function() mf.core.diffusion_path("auto") end)
   for _, shape in ipairs { { 3, 5 }, { 4, 2, 3 }, { 2, 8 }, { 5, 1 }, { 3, 33 } } do
     it("SiT x_t = (1 - t) x + t n and target n - x for shape {" .. table.concat(shape, ",") .. "}", function()
       local B = shape[1]
@@ -57,6 +62,32 @@ describe("fused noising and target", function()
     H.close(tg:totable(), et, 1e-6, 1e-6)
   end)
 
+  it("reads views: row offsets and transposed (strided) operands", function()
+    local big, nb = H.rand_table({ 6, 5 }, 51), H.rand_table({ 5, 3 }, 52)
+    local x = mf.tensor(big):narrow(1, 3, 3)   -- rows 3..5, offset 10
+    local n = mf.tensor(nb):transpose(1, 2)    -- {3, 5}, strided
+    local t = mf.tensor({ 0.9, 0.2, 0.6, 0.4 }):narrow(1, 2, 3)
+    local xt, tg = D.sit_noise_target(x, n, t)
+    local tt = { 0.2, 0.6, 0.4 }
+    local ex, et = {}, {}
+    for r = 1, 3 do
+      ex[r], et[r] = {}, {}
+      for j = 1, 5 do
+        local xv, nv = big[r + 2][j], nb[j][r]
+        ex[r][j] = (1 - tt[r]) * xv + tt[r] * nv
+        et[r][j] = nv - xv
+      end
+    end
+    H.close(xt:totable(), ex, 1e-6, 1e-6, "x_t")
+    H.close(tg:totable(), et, 1e-6, 1e-6, "target")
+    local l = D.wsse(x, n, t, { reduce = "sum" }):totable()
+    for r = 1, 3 do
+      local acc = 0
+      for j = 1, 5 do acc = acc + (big[r + 2][j] - nb[j][r]) ^ 2 end
+      H.close(l[r], tt[r] * acc, 1e-5, 1e-6, "loss row " .. r)
+    end
+  end)
+
   it("names the function and the values on bad input", function()
     H.errors(function() D.sit_noise_target(mf.zeros({ 2, 3 }), mf.zeros({ 2, 4 }), 0.5) end,
       "sit_noise_target", "{2, 3}", "{2, 4}")
@@ -67,7 +98,9 @@ describe("fused noising and target", function()
   end)
 end)
 
-describe("per-sample weighted squared error", function()
+describe("per-sample weighted squared error (" .. path .. " loop shapes)", function()
+  before_each(function() mf.core.diffusion_path(path) end)
+  after_each(function() mf.core.diffusion_path("auto") end)
   for _, shape in ipairs { { 5, 3 }, { 3, 1000 }, { 2, 1024 }, { 4, 2, 33 }, { 1, 7 } } do
     it("one reduction, mean and sum, weighted, shape {" .. table.concat(shape, ",") .. "}", function()
       local B = shape[1]
@@ -93,6 +126,7 @@ describe("per-sample weighted squared error", function()
     H.errors(function() D.wsse(mf.zeros({ 2, 2 }), mf.zeros({ 2, 2 }), nil, { reduce = "max" }) end, "wsse", "max")
   end)
 end)
+end
 
 -- float64 central differences of a scalar function of one f64 leaf
 local function fd_check(f, x0, shape, what)

@@ -98,11 +98,21 @@ static int l_rf_split(lua_State *L) {
   return 2;
 }
 
+/* diffusion_path("auto" | "gpu" | "cpu" | nil) -> previous: the kernels' loop
+   shapes (tests run both on any device) */
+static int l_diffusion_path(lua_State *L) {
+  static const char *const names[] = {"auto", "gpu", "cpu", NULL};
+  int mode = lua_isnoneornil(L, 1) ? -1 : luaL_checkoption(L, 1, NULL, names);
+  lua_pushstring(L, names[mf_diffusion_path(mode)]);
+  return 1;
+}
+
 void lmf_open_diffusion(lua_State *L) {
   static const luaL_Reg fns[] = {{"noise_target", l_noise_target}, {"rowred", l_rowred},
                                  {"rowred_grad", l_rowred_grad},   {"diff_coef", l_diff_coef},
                                  {"ndtri", l_ndtri},               {"rf_conv", l_rf_conv},
                                  {"rf_conv_ff", l_rf_conv_ff},     {"rf_split", l_rf_split},
+                                 {"diffusion_path", l_diffusion_path},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
