@@ -77,6 +77,92 @@
     }                                                                          \
     out[g] = m;                                                                \
   }
+
+/* Column reductions of a contiguous [A, R, I] block over R (CPU only; the
+   host uses them when the reduced dims are one block with I >= 16):
+   out[b, i] = fold_r x[b, r, i]. Work-item (b, g) owns columns
+   [64 g, 64 g + 64) of block b and reads them row by row (256 contiguous
+   bytes a row) into four T16 chains; a last partial group goes 16 and then
+   1 column at a time. */
+#define MF_REDC_HEAD(T)                                                        \
+  int G = (I + 63) / 64, w = get_global_id(0);                                 \
+  if (w >= A * G) return;                                                      \
+  int blk = w / G, i0 = (w - blk * G) * 64, ni = min(64, I - i0);              \
+  global const T *base = a + oa + (long)blk * R * I + i0;                      \
+  global T *o = out + (long)blk * I + i0;
+
+#define MF_REDC_SUM(name, T, suf, f)                                           \
+  kernel void redc_##name##_##suf(global T *out, global const T *a, int oa,    \
+                                  int A, int R, int I) {                       \
+    MF_REDC_HEAD(T)                                                            \
+    int j = 0;                                                                 \
+    if (ni == 64) {                                                            \
+      T##16 s0 = 0, c0 = 0, s1 = 0, c1 = 0, s2 = 0, c2 = 0, s3 = 0, c3 = 0, x; \
+      for (int r = 0; r < R; ++r) {                                            \
+        global const T *row = base + (long)r * I;                              \
+        x = vload16(0, row); MF_KAHAN(T##16, s0, c0, f)                        \
+        x = vload16(1, row); MF_KAHAN(T##16, s1, c1, f)                        \
+        x = vload16(2, row); MF_KAHAN(T##16, s2, c2, f)                        \
+        x = vload16(3, row); MF_KAHAN(T##16, s3, c3, f)                        \
+      }                                                                        \
+      vstore16(s0, 0, o); vstore16(s1, 1, o);                                  \
+      vstore16(s2, 2, o); vstore16(s3, 3, o);                                  \
+      return;                                                                  \
+    }                                                                          \
+    for (; j + 16 <= ni; j += 16) {                                            \
+      T##16 s = 0, c = 0, x;                                                   \
+      for (int r = 0; r < R; ++r) {                                            \
+        x = vload16(0, base + (long)r * I + j);                                \
+        MF_KAHAN(T##16, s, c, f)                                               \
+      }                                                                        \
+      vstore16(s, 0, o + j);                                                   \
+    }                                                                          \
+    for (; j < ni; ++j) {                                                      \
+      T s = 0, c = 0, x;                                                       \
+      for (int r = 0; r < R; ++r) {                                            \
+        x = base[(long)r * I + j];                                             \
+        MF_KAHAN(T, s, c, f)                                                   \
+      }                                                                        \
+      o[j] = s;                                                                \
+    }                                                                          \
+  }
+
+#define MF_REDC_CMP(name, T, suf, better)                                      \
+  kernel void redc_##name##_##suf(global T *out, global const T *a, int oa,    \
+                                  int A, int R, int I) {                       \
+    MF_REDC_HEAD(T)                                                            \
+    int j = 0;                                                                 \
+    for (; j + 16 <= ni; j += 16) {                                            \
+      T##16 mv = vload16(0, base + j);                                         \
+      for (int r = 1; r < R; ++r) {                                            \
+        T##16 x = vload16(0, base + (long)r * I + j), m = mv;                  \
+        mv = (better) ? x : m;                                                 \
+      }                                                                        \
+      vstore16(mv, 0, o + j);                                                  \
+    }                                                                          \
+    for (; j < ni; ++j) {                                                      \
+      T m = base[j];                                                           \
+      for (int r = 1; r < R; ++r) {                                            \
+        T x = base[(long)r * I + j];                                           \
+        if (better) m = x;                                                     \
+      }                                                                        \
+      o[j] = m;                                                                \
+    }                                                                          \
+  }
+
+#define MF_REDC_ALL(T, suf)                                                    \
+  MF_REDC_SUM(sum, T, suf, x)                                                  \
+  MF_REDC_SUM(sumsq, T, suf, x * x)                                            \
+  MF_REDC_CMP(max, T, suf, x > m || isnan(x))                                  \
+  MF_REDC_CMP(min, T, suf, x < m || isnan(x))
+
+MF_REDC_ALL(float, f32)
+MF_REDC_SUM(sum, int, i32, x)
+MF_REDC_CMP(max, int, i32, x > m)
+MF_REDC_CMP(min, int, i32, x < m)
+#ifdef MF_FP64
+MF_REDC_ALL(double, f64)
+#endif
 #else
 #define MF_RED_SUM(name, T, suf, f)                                            \
   kernel void red_##name##_##suf(global T *out, global const T *a, int oa,     \

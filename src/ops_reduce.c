@@ -30,6 +30,34 @@ static int partials(int rows, int cols) {
   return P < 1 ? 1 : P;
 }
 
+/* CPU devices (perf): when a is contiguous and the reduced dims are one
+   block [A][R][I] with I >= 16 columns after it, redc_* folds the columns in
+   place instead of transposing a copy first. 1 done, 0 not applicable, -1 error. */
+static int reduce_cols(mf_tensor *out, const char *op, const mf_tensor *a, unsigned mask, int ond,
+                       const int64_t *osh) {
+  mf_runtime *r = mf_rt();
+  if (!r || r->info.is_gpu || !mf_is_contiguous(a) || mask == 0) return 0;
+  int d0 = 0, d1;
+  while (!(mask >> d0 & 1)) ++d0;
+  for (d1 = d0; d1 + 1 < a->ndim && (mask >> (d1 + 1) & 1); ++d1) {}
+  if (mask >> (d1 + 1)) return 0; /* more than one block of reduced dims */
+  int64_t A = 1, R = 1, I = 1;
+  for (int d = 0; d < a->ndim; ++d) *(d < d0 ? &A : d <= d1 ? &R : &I) *= a->shape[d];
+  if (I < 16 || R < 1 || A < 1) return 0;
+  char name[32];
+  snprintf(name, sizeof name, "redc_%s", op);
+  cl_kernel k = mf_typed_kernel(name, a->dtype);
+  if (!k) return -1;
+  if (mf_empty(out, a->dtype, ond, osh)) return -1;
+  cl_int oa = (cl_int)a->offset, cA = (cl_int)A, cR = (cl_int)R, cI = (cl_int)I;
+  if (mf_args(k, 6, MF_ARG(out->st->buf), MF_ARG(a->st->buf), MF_ARG(oa), MF_ARG(cA), MF_ARG(cR), MF_ARG(cI)) ||
+      mf_launch(k, (size_t)A * (size_t)((I + 63) / 64), 0)) {
+    mf_tensor_free(out);
+    return -1;
+  }
+  return 1;
+}
+
 int mf_reduce(mf_tensor *out, const char *op, const mf_tensor *a, unsigned mask, int keepdim) {
   int perm[MF_MAX_DIMS], np = 0, ond = 0;
   int64_t osh[MF_MAX_DIMS];
@@ -50,6 +78,10 @@ int mf_reduce(mf_tensor *out, const char *op, const mf_tensor *a, unsigned mask,
   }
   if (cols == 0 && strcmp(op, "sum") && strcmp(op, "sumsq"))
     return mf_fail("%s of an empty selection has no value", op);
+  if (rows > 0 && cols > 0) {
+    int done = reduce_cols(out, op, a, mask, ond, osh);
+    if (done) return done < 0 ? -1 : 0;
+  }
   mf_tensor v, c;
   mf_view_of(&v, a);
   mf_permute(&v, perm);
