@@ -221,6 +221,12 @@ function Train.run(cfg, opts)
   end
   log:close()
   save(cfg.steps)
+  -- the curve from the whole log, so a resumed run draws all of it
+  losses = {}
+  for line in io.lines(log_path) do
+    local st, l = line:match("^(%d+),([^,]+)")
+    if st then losses[#losses + 1] = { tonumber(st), tonumber(l) } end
+  end
   local train_time = progress:elapsed()
   local results = Train.evaluate(cfg, make_model, ema.network, data, rngs, out)
   local floor = mf.metrics.energy_floor(data, cfg.eval_n)
