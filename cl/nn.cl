@@ -62,12 +62,12 @@
                                    int cols, int chunk, int P) {               \
     NN_COLSUM_PART_BODY(T)                                                     \
   }                                                                            \
-  /* pass 2: out[c] = sum_r a[r, c] (+ out[c] when acc) */                     \
+  /* pass 2: out[c] = sum_r a[oa + r lda + c] (+ out[c] when acc) */          \
   kernel void nn_colsum_##suf(global T *out, int oo, global const T *a,        \
-                              int rows, int cols, int acc) {                   \
+                              int oa, int lda, int rows, int cols, int acc) {  \
     MF_FOR(c, cols) {                                                          \
       T s = (T)0;                                                              \
-      for (int r = 0; r < rows; ++r) s += a[(long)r * cols + c];               \
+      for (int r = 0; r < rows; ++r) s += a[oa + (long)r * lda + c];           \
       out[oo + c] = acc ? out[oo + c] + s : s;                                 \
     }                                                                          \
   }

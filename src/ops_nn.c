@@ -158,18 +158,25 @@ static int colsum_part(mf_tensor *part, const mf_tensor *a, const mf_tensor *x, 
   return mf_launch(k.k, is_gpu() ? mf_grid((size_t)P * (size_t)cols) : (size_t)P, 0);
 }
 
-/* pass 2: out[c] (+)= sum_r a[r, c] over a contiguous [rows, cols] block */
-static int colsum_rows(mf_tensor *out, const mf_tensor *a, int rows, int cols, int acc) {
+/* pass 2: out[c] (+)= sum_r a[oa + r lda + c], r < rows, c < cols */
+static int colsum_strided(mf_tensor *out, const mf_tensor *a, int oa, int lda, int rows, int cols, int acc) {
   argl k;
   if (start(&k, "nn_colsum", a->dtype)) return -1;
   a_mem(&k, out);
   a_int(&k, (int)out->offset);
   a_mem(&k, a);
+  a_int(&k, oa);
+  a_int(&k, lda);
   a_int(&k, rows);
   a_int(&k, cols);
   a_int(&k, acc);
   if (k.err) return -1;
   return mf_launch(k.k, mf_grid((size_t)cols), 0);
+}
+
+/* over a contiguous [rows, cols] block */
+static int colsum_rows(mf_tensor *out, const mf_tensor *a, int rows, int cols, int acc) {
+  return colsum_strided(out, a, (int)a->offset, cols, rows, cols, acc);
 }
 
 int mf_nn_colsum(mf_tensor *out, const mf_tensor *x, int acc) {
@@ -266,6 +273,25 @@ int mf_nn_ln_bwd(mf_tensor *gx, mf_tensor *gpre, const mf_tensor *g, const mf_te
     return -1;
   }
   return 0;
+}
+
+int mf_nn_ln_wgrad_acc(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf_tensor *x,
+                       const mf_tensor *mean, const mf_tensor *rstd) {
+  int rows, cols;
+  rows_cols(x, &rows, &cols);
+  mf_dtype dt = x->dtype;
+  if (need("layer_norm", "input", x, dt, mf_numel(x), 1) || need("layer_norm", "gradient", gpre, dt, mf_numel(x), 1) ||
+      need("layer_norm", "mean", mean, dt, rows, 1) || need("layer_norm", "rstd", rstd, dt, rows, 1) ||
+      need("layer_norm", "weight gradient", gw, dt, cols, 0) || need("layer_norm", "bias gradient", gb, dt, cols, 0))
+    return -1;
+  int P = (rows + NN_CHUNK - 1) / NN_CHUNK;
+  mf_tensor part;
+  int64_t ps[2] = {P, 2 * (int64_t)cols};
+  if (mf_empty(&part, dt, 2, ps)) return -1;
+  int rc = colsum_part(&part, gpre, x, mean, rstd, rows, cols, P) ||
+           colsum_strided(gw, &part, 0, 2 * cols, P, cols, 1) || colsum_strided(gb, &part, cols, 2 * cols, P, cols, 1);
+  mf_tensor_free(&part);
+  return rc;
 }
 
 int mf_nn_ln_wgrad(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf_tensor *x,

@@ -23,4 +23,8 @@ int mf_nn_ln_bwd(mf_tensor *gx, mf_tensor *gpre, const mf_tensor *g, const mf_te
 int mf_nn_ln_wgrad(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf_tensor *x,
                    const mf_tensor *mean, const mf_tensor *rstd);
 
+/* the same sums added into existing gw, gb ({cols} each, contiguous) */
+int mf_nn_ln_wgrad_acc(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf_tensor *x,
+                       const mf_tensor *mean, const mf_tensor *rstd);
+
 #endif

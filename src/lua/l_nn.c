@@ -72,10 +72,16 @@ static int l_ln_bwd(lua_State *L) {
   return 2;
 }
 
-/* nn_ln_wgrad(gpre, x, mean, rstd) -> gw, gb */
+/* nn_ln_wgrad(gpre, x, mean, rstd) -> gw, gb;
+   nn_ln_wgrad(gpre, x, mean, rstd, gw, gb) adds into gw and gb */
 static int l_ln_wgrad(lua_State *L) {
   mf_tensor *gp = lmf_check(L, 1, "layer_norm"), *x = lmf_check(L, 2, "layer_norm");
   mf_tensor *m = lmf_check(L, 3, "layer_norm"), *r = lmf_check(L, 4, "layer_norm"), gw, gb;
+  if (!lua_isnoneornil(L, 5)) {
+    mf_tensor *aw = lmf_check(L, 5, "layer_norm"), *ab = lmf_check(L, 6, "layer_norm");
+    if (mf_nn_ln_wgrad_acc(aw, ab, gp, x, m, r)) return lmf_fail(L, "layer_norm");
+    return 0;
+  }
   if (mf_nn_ln_wgrad(&gw, &gb, gp, x, m, r)) return lmf_fail(L, "layer_norm");
   lmf_push(L, &gw);
   lmf_push(L, &gb);
