@@ -125,3 +125,68 @@ kernel void smp_noise_f64(global double *out, int oo, global const double *x, in
 
 MF_SAMPLER_STEPS(double, f64)
 #endif
+
+/* The Gaussian-mixture oracle's fields in one kernel per call (the fast path
+   of lua/moonflow/oracle when nothing is differentiated). Row b of x {B, D}
+   sees components N(a mu_k, V_k I), V_k = a^2 s2_k + beta^2, with
+     linear path (edm == 0): a = 1 - t_b, beta = t_b;  EDM path: a = 1, beta = t_b;
+   responsibilities r_k = softmax_k(logw_k - D/2 log(2 pi V_k) - |x - a mu_k|^2 / (2 V_k))
+   (label y_b < K keeps only component y_b, y_b = K all of them, else NaN), and
+     out = g sum_k r_k ((c0 + c1 s2_k) / V_k (x - a mu_k) + cb mu_k)
+   with (c0, c1, cb, g) by field:
+     0 velocity (t, -a, -1, 1)   1 score (-1, 0, 0, 1)   2 posterior mean (0, a, 1, 1)
+     3 raw EDM F (-xs^2, 1, 1, sigma / (xs sqrt(sigma^2 + xs^2))).
+   One work-item per row; logits in two passes (max, then weights). */
+#define MF_ORACLE(T, suf)                                                      \
+  kernel void oracle_field_##suf(global T *out, global const T *x, int ox,     \
+                                 global const T *t, int ot, global const int *y, \
+                                 int oy, int has_y, global const T *mu, int omu, \
+                                 global const T *s2, int os2,                  \
+                                 global const T *logw, int olw, int B, int D,  \
+                                 int K, int field, int edm, T xs) {            \
+    mu += omu;                                                                 \
+    s2 += os2;                                                                 \
+    logw += olw;                                                               \
+    MF_FOR(b, B) {                                                             \
+      T tb = t[ot + b];                                                        \
+      T a = edm ? (T)1 : (T)1 - tb;                                            \
+      int lab = has_y ? y[oy + b] : K;                                         \
+      T c0, c1, cb, g = (T)1;                                                  \
+      if (field == 0) { c0 = tb; c1 = -a; cb = (T)-1; }                        \
+      else if (field == 1) { c0 = (T)-1; c1 = (T)0; cb = (T)0; }               \
+      else if (field == 2) { c0 = (T)0; c1 = a; cb = (T)1; }                   \
+      else { c0 = -xs * xs; c1 = (T)1; cb = (T)1;                              \
+             g = tb / (xs * sqrt(tb * tb + xs * xs)); }                        \
+      global const T *xr = x + ox + b * D;                                     \
+      global T *o = out + b * D;                                               \
+      T m = -INFINITY;                                                         \
+      for (int k = 0; k < K; ++k) {                                            \
+        if (lab < K && k != lab) continue;                                     \
+        T V = a * a * s2[k] + tb * tb, sq = (T)0;                              \
+        for (int d = 0; d < D; ++d) { T e = xr[d] - a * mu[k * D + d]; sq += e * e; } \
+        T l = logw[k] - (T)0.5 * D * log((T)6.283185307179586 * V) - sq / ((T)2 * V); \
+        m = fmax(m, l);                                                        \
+      }                                                                        \
+      for (int d = 0; d < D; ++d) o[d] = (T)0;                                 \
+      T Z = (T)0;                                                              \
+      for (int k = 0; k < K; ++k) {                                            \
+        if (lab < K && k != lab) continue;                                     \
+        T V = a * a * s2[k] + tb * tb, sq = (T)0;                              \
+        for (int d = 0; d < D; ++d) { T e = xr[d] - a * mu[k * D + d]; sq += e * e; } \
+        T w = exp(logw[k] - (T)0.5 * D * log((T)6.283185307179586 * V) - sq / ((T)2 * V) - m); \
+        T A = (c0 + c1 * s2[k]) / V;                                           \
+        Z += w;                                                                \
+        for (int d = 0; d < D; ++d) {                                          \
+          T mk = mu[k * D + d];                                                \
+          o[d] += w * (A * (xr[d] - a * mk) + cb * mk);                        \
+        }                                                                      \
+      }                                                                        \
+      T f = (lab >= 0 && lab <= K) ? g / Z : (T)NAN;                           \
+      for (int d = 0; d < D; ++d) o[d] *= f;                                   \
+    }                                                                          \
+  }
+
+MF_ORACLE(float, f32)
+#ifdef MF_FP64
+MF_ORACLE(double, f64)
+#endif

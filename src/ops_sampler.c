@@ -169,3 +169,49 @@ int mf_sampler_noise(mf_tensor *out, const mf_tensor *x, double c, uint64_t seed
   if (rc && out->st) mf_tensor_free(out);
   return rc;
 }
+
+/* n contiguous elements of dtype dt in t, or an error naming what */
+static int check_vec(const mf_tensor *t, mf_dtype dt, int64_t n, const char *what) {
+  if (t->dtype != dt) return mf_fail("%s is %s, expected %s", what, mf_dtype_name(t->dtype), mf_dtype_name(dt));
+  if (mf_numel(t) != n) return mf_fail("%s has %lld values, expected %lld", what, (long long)mf_numel(t), (long long)n);
+  return 0;
+}
+
+int mf_oracle_field(mf_tensor *out, const mf_tensor *x, const mf_tensor *t, const mf_tensor *y,
+                    const mf_tensor *mu, const mf_tensor *s2, const mf_tensor *logw, int field, int edm,
+                    double xs) {
+  if (check_real(x, "oracle_field")) return -1;
+  if (x->ndim != 2) return mf_fail("x must be {B, D}, got %d dims", x->ndim);
+  if (field < 0 || field > 3) return mf_fail("unknown field %d", field);
+  int64_t B = x->shape[0], D = x->shape[1], K = mu->ndim == 2 ? mu->shape[0] : 0;
+  if (mu->ndim != 2 || mu->shape[1] != D) return mf_fail("means must be {K, %lld}", (long long)D);
+  if (check_vec(t, x->dtype, B, "t") || check_vec(s2, x->dtype, K, "s2") || check_vec(logw, x->dtype, K, "logw") ||
+      check_vec(mu, x->dtype, K * D, "means") || (y && check_vec(y, MF_I32, B, "labels")))
+    return -1;
+  packs p = {.n = 0};
+  const mf_tensor *px = pack(&p, x, x, "x");
+  mf_tensor tc, yc, mc, sc, lc;
+  const mf_tensor *ins[5] = {t, y, mu, s2, logw};
+  mf_tensor *outs[5] = {&tc, &yc, &mc, &sc, &lc};
+  int rc = px ? 0 : -1;
+  for (int i = 0; i < 5 && !rc; ++i) {
+    if (!ins[i]) continue;
+    rc = mf_contiguous(&p.t[p.n], ins[i]);
+    if (!rc) *outs[i] = p.t[p.n++];
+  }
+  cl_kernel k = rc ? NULL : mf_typed_kernel("oracle_field", x->dtype);
+  rc = -1;
+  out->st = NULL;
+  if (k && !mf_empty(out, x->dtype, 2, x->shape)) {
+    real rx;
+    size_t sz = real_of(&rx, x->dtype, xs);
+    cl_int hy = y != NULL, b = (cl_int)B, d = (cl_int)D, kk = (cl_int)K, f = field, e = edm;
+    const mf_tensor *py = y ? &yc : &tc; /* not read without labels */
+    rc = mf_args(k, 20, MF_ARG(out->st->buf), ARG_T(px), ARG_T(&tc), ARG_T(py), MF_ARG(hy), ARG_T(&mc), ARG_T(&sc),
+                 ARG_T(&lc), MF_ARG(b), MF_ARG(d), MF_ARG(kk), MF_ARG(f), MF_ARG(e), sz, (const void *)&rx);
+    if (!rc) rc = mf_launch(k, mf_grid((size_t)B), 0);
+  }
+  packs_free(&p);
+  if (rc && out->st) mf_tensor_free(out);
+  return rc;
+}

@@ -26,4 +26,13 @@ int mf_sampler_em(mf_tensor *out, const mf_tensor *x, const mf_tensor *vc, const
 /* out = x + c z, z ~ N(0, 1) from Philox (seed, *offset) */
 int mf_sampler_noise(mf_tensor *out, const mf_tensor *x, double c, uint64_t seed, uint64_t *offset);
 
+
+/* The oracle's fused fields (cl/sampler.cl oracle_field): out {B, D} from
+   x {B, D}, t {B}, labels y (i32 {B} or NULL), mixture constants mu {K, D},
+   s2 {K}, logw {K}; field 0 velocity, 1 score, 2 posterior mean / denoiser,
+   3 raw EDM output with data std xs; edm != 0 selects the path x + t n. */
+int mf_oracle_field(mf_tensor *out, const mf_tensor *x, const mf_tensor *t, const mf_tensor *y,
+                    const mf_tensor *mu, const mf_tensor *s2, const mf_tensor *logw, int field, int edm,
+                    double xs);
+
 #endif

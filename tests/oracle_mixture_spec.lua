@@ -130,6 +130,26 @@ describe("oracle GaussianMixture", function()
     end
   end)
 
+  it("one fused kernel per field (no differentiation) agrees with the differentiable ops", function()
+    local ops = mf.oracle.GaussianMixture { means = spec.means, stds = spec.stds, weights = spec.weights, fused = false }
+    local x = mf.tensor(xs, { dtype = DT })
+    local y = mf.tensor({ 0, 3, 2, 1, 3, 5 }, { dtype = "i32" }) -- 5: not a label (NaN)
+    local t = mf.tensor({ 0, 1e-7, 0.3, 0.8, 1 - 1e-7, 1 }, { dtype = DT })
+    local sg = mf.tensor({ 1e-4, 0.05, 0.7, 3, 80, 0.2 }, { dtype = DT })
+    for _, c in ipairs { {}, { y = y } } do
+      for _, f in ipairs { "velocity", "score", "posterior_mean" } do
+        H.close(gm[f](gm, x, t, c):totable(), ops[f](ops, x, t, c):totable(), TOL, TOL, f)
+      end
+      for _, f in ipairs { "edm_denoiser", "edm_score" } do
+        H.close(gm[f](gm, x, sg, c):totable(), ops[f](ops, x, sg, c):totable(), TOL, TOL, f)
+      end
+      H.close(gm:edm_raw(x, sg, 0.7, c):totable(), ops:edm_raw(x, sg, 0.7, c):totable(), TOL, TOL, "edm_raw")
+    end
+    mf.reset_stats()
+    gm:velocity(x, t)
+    assert.equal(1, mf.stats().launches)
+  end)
+
   it("has the closed forms at the ends: v = -x at t = 0, v = x - E[x] and score = -x at t = 1", function()
     local x = mf.tensor(xs, { dtype = DT })
     H.close(gm:velocity(x, 0):totable(), H.map(function(a) return -a end, xs), TOL, TOL)

@@ -88,8 +88,22 @@ static int l_noise(lua_State *L) {
   return 2;
 }
 
+/* oracle_field(x, t, y|nil, mu, s2, logw, field, edm, xs) -> out {B, D} */
+static int l_oracle(lua_State *L) {
+  const char *fn = "oracle_field";
+  mf_tensor *x = lmf_check(L, 1, fn), *t = lmf_check(L, 2, fn), *y = opt_tensor(L, 3, fn);
+  mf_tensor *mu = lmf_check(L, 4, fn), *s2 = lmf_check(L, 5, fn), *lw = lmf_check(L, 6, fn);
+  int field = (int)luaL_checkinteger(L, 7), edm = lua_toboolean(L, 8);
+  double xs = luaL_optnumber(L, 9, 0.5);
+  mf_tensor out;
+  if (mf_oracle_field(&out, x, t, y, mu, s2, lw, field, edm, xs)) return lmf_fail(L, fn);
+  lmf_push(L, &out);
+  return 1;
+}
+
 void lmf_open_sampler(lua_State *L) {
   static const luaL_Reg fns[] = {{"sampler_step", l_step}, {"sampler_heun", l_heun},
-                                 {"sampler_em", l_em}, {"sampler_noise", l_noise}, {NULL, NULL}};
+                                 {"sampler_em", l_em}, {"sampler_noise", l_noise}, {"oracle_field", l_oracle},
+                                 {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

@@ -15,6 +15,7 @@
 -- (= num_classes) keeps the whole mixture, so guidance is exact too.
 local mf = require "moonflow"
 local A = require "moonflow.autograd"
+local core = require "moonflow.core"
 
 local O = {}
 local GM = {}
@@ -72,8 +73,9 @@ function O.GaussianMixture(o)
   end
   for k = 1, K do total = total + w[k] end
   for k = 1, K do w[k] = w[k] / total end
+  -- fused: when nothing is differentiated, each field is one kernel (core.oracle_field)
   return setmetatable({ means = mu, stds = s, weights = w, dim = D, num_components = K,
-    num_classes = K, _c = {} }, GM)
+    num_classes = K, fused = o.fused ~= false, _c = {} }, GM)
 end
 
 ------------------------------------------------------------ Lua moments
@@ -192,17 +194,22 @@ function GM:_posterior(x, a, V, cond, dt)
   local diff = a and x3 - a:reshape { B, 1, 1 } * c.mu3 or x3 - c.mu3
   local sq = diff:square():sum(3)
   local logit = c.logw - (math.log(2 * math.pi) * D / 2 + V:log() * (D / 2)) - sq / (V * 2)
+  local valid
   if cond and cond.y ~= nil then
     local y = cond.y
     if not mf.is_tensor(y) or y:numel() ~= B then fail("GaussianMixture", "cond.y must be an i32 {B} tensor of labels for a batch of %d", B) end
     local yf = y:to(dt):reshape { B, 1 }
     local allowed = yf:eq(c.ks) + yf:eq(K) -- component y, or all for the null label K
     logit = logit + (allowed - 1) * 1e30
+    valid = allowed:max(2, true):detach()
+    valid = valid / valid -- 1, or NaN for a label outside 0..K
   end
   local m = logit:max(2, true):detach() -- shift only: a constant to autograd
   local e = (logit - m):exp()
   local Z = e:sum(2, true)
-  return diff, e / Z, function() return m + Z:log() end, c
+  local r = e / Z
+  if valid then r = r * valid end
+  return diff, r, function() return m + Z:log() end, c
 end
 
 -- sum_k r_k (A_k diff_k + b mu_k) over {B, K} coefficient A and number b
@@ -232,6 +239,34 @@ local function edm(self, x, sigma, fn)
   return x2, shape, sg, V, dt
 end
 
+-- The fused kernel applies unless something is differentiated: grad
+-- recording with an input that needs it, or a tangent (inside a jvp).
+local function fusable(self, x, t)
+  if not self.fused then return false end
+  for _, v in ipairs { x, t } do
+    if mf.is_tensor(v) then
+      if v._tangent ~= nil then return false end
+      if A.grad_enabled() and (v._node ~= nil or v._leaf) then return false end
+    end
+  end
+  return true
+end
+
+local FIELD = { velocity = 0, score = 1, mean = 2, raw = 3 }
+
+-- field of the linear path (edm false) or the EDM path, in one kernel
+function GM:_fused(field, edm, x_t, t, cond, fn, xs)
+  local x, shape, B = rows(self, x_t, fn)
+  local dt = x:dtype()
+  local tv = col(t, B, dt, fn, edm and "sigma" or "t"):reshape { B }
+  local y = cond and cond.y
+  if y ~= nil and not (mf.is_tensor(y) and y:dtype() == "i32" and y:numel() == B) then
+    fail(fn, "cond.y must be an i32 {B} tensor of labels for a batch of %d", B)
+  end
+  local c = self:_const(dt)
+  return core.oracle_field(x, tv, y, c.mu, c.s2, c.logw, FIELD[field], edm, xs):reshape(shape)
+end
+
 -- log p_t(x_t) {B}, linear path
 function GM:log_density(x_t, t, cond)
   local x, _, tt, a, V, dt = linear(self, x_t, t, "log_density")
@@ -241,6 +276,7 @@ end
 
 -- grad log p_t(x_t) = sum_k r_k (-(x_t - a mu_k) / V_k)
 function GM:score(x_t, t, cond)
+  if fusable(self, x_t, t) then return self:_fused("score", false, x_t, t, cond, "score") end
   local x, shape, _, a, V, dt = linear(self, x_t, t, "score")
   local diff, r = self:_posterior(x, a, V, cond, dt)
   return combine(r, -V:recip(), diff, 0):reshape(shape)
@@ -248,6 +284,7 @@ end
 
 -- E[x | x_t] = sum_k r_k (mu_k + a s_k^2 / V_k (x_t - a mu_k))
 function GM:posterior_mean(x_t, t, cond)
+  if fusable(self, x_t, t) then return self:_fused("mean", false, x_t, t, cond, "posterior_mean") end
   local x, shape, _, a, V, dt = linear(self, x_t, t, "posterior_mean")
   local diff, r, _, c = self:_posterior(x, a, V, cond, dt)
   return combine(r, a * c.s2 / V, diff, 1, c.mu):reshape(shape)
@@ -255,6 +292,7 @@ end
 
 -- v = E[n - x | x_t] = sum_k r_k ((t - a s_k^2) / V_k (x_t - a mu_k) - mu_k)
 function GM:velocity(x_t, t, cond)
+  if fusable(self, x_t, t) then return self:_fused("velocity", false, x_t, t, cond, "velocity") end
   local x, shape, tt, a, V, dt = linear(self, x_t, t, "velocity")
   local diff, r, _, c = self:_posterior(x, a, V, cond, dt)
   return combine(r, (tt - a * c.s2) / V, diff, -1, c.mu):reshape(shape)
@@ -262,6 +300,7 @@ end
 
 -- EDM: D(x; sigma) = E[x | x + sigma n] = sum_k r_k (mu_k + s_k^2 / V_k (x - mu_k))
 function GM:edm_denoiser(x_s, sigma, cond)
+  if fusable(self, x_s, sigma) then return self:_fused("mean", true, x_s, sigma, cond, "edm_denoiser") end
   local x, shape, _, V, dt = edm(self, x_s, sigma, "edm_denoiser")
   local diff, r, _, c = self:_posterior(x, nil, V, cond, dt)
   return combine(r, c.s2 / V, diff, 1, c.mu):reshape(shape)
@@ -269,6 +308,7 @@ end
 
 -- EDM: grad log p_sigma = (D - x) / sigma^2 = sum_k r_k (-(x - mu_k) / V_k)
 function GM:edm_score(x_s, sigma, cond)
+  if fusable(self, x_s, sigma) then return self:_fused("score", true, x_s, sigma, cond, "edm_score") end
   local x, shape, _, V, dt = edm(self, x_s, sigma, "edm_score")
   local diff, r = self:_posterior(x, nil, V, cond, dt)
   return combine(r, -V:recip(), diff, 0):reshape(shape)
@@ -287,6 +327,7 @@ end
 --     = sigma / (xs sqrt(sigma^2 + xs^2)) sum_k r_k (mu_k + (s_k^2 - xs^2) / V_k (x - mu_k)),
 -- the form without cancellation as sigma -> 0.
 function GM:edm_raw(x_s, sigma, x_sigma, cond)
+  if fusable(self, x_s, sigma) then return self:_fused("raw", true, x_s, sigma, cond, "edm_raw", x_sigma) end
   local x, shape, sg, V, dt = edm(self, x_s, sigma, "edm_raw")
   local diff, r, _, c = self:_posterior(x, nil, V, cond, dt)
   local xs2 = x_sigma * x_sigma
