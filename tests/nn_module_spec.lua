@@ -68,6 +68,13 @@ describe("nn layers", function()
     set(ln.weight, w); set(ln.bias, b)
     H.close(ln(mf.tensor(x)):totable(), ln_ref(x, w, b, 1e-5), 1e-4, 1e-5)
     H.errors(function() ln(mf.zeros { 2, 5 }) end, "moonflow.nn.LayerNorm", "expected 6")
+    -- fused kernels name the mismatch
+    H.errors(function() nn.F.layer_norm(mf.zeros({ 2, 6 }, { dtype = "f64" }), ln.weight, ln.bias) end,
+      "moonflow.layer_norm", "weight is f32, expected f64")
+    H.errors(function() nn.F.layer_norm(mf.zeros { 2, 6 }, mf.ones { 5 }) end, "moonflow.layer_norm", "5 elements")
+    H.errors(function() nn.F.linear(mf.zeros { 2, 6 }, mf.zeros { 3, 6 }, mf.zeros { 4 }) end,
+      "moonflow.linear", "bias", "4 elements")
+    H.errors(function() nn.F.linear(mf.zeros { 2, 6 }, mf.zeros { 3, 6 }, nil, "swish") end, "moonflow.linear", "unknown activation swish")
   end)
 
   it("Embedding selects rows, with a null row", function()

@@ -84,9 +84,18 @@ local linear = O.def("linear", {
   end,
 })
 
+local ACTS = { silu = true, gelu = true, relu = true, tanh = true }
+local function check_act(act, fn)
+  if act == "none" then return nil end
+  if act ~= nil and not ACTS[act] then
+    error(("moonflow.%s: unknown activation %s (silu, gelu, relu, tanh or none)"):format(fn, tostring(act)), 3)
+  end
+  return act
+end
+
 -- x {rows, in}, w {out, in}, b {out} | nil, r {rows, out} | nil, act name | nil
 function Fz.linear(x, w, b, r, act)
-  if act == "none" then act = nil end
+  act = check_act(act, "linear")
   return A.apply(linear, x, w, b, r, act)
 end
 
@@ -143,7 +152,7 @@ local ln = O.def("layer_norm", {
 
 -- x {rows, cols}; w, b {cols} | nil; c {rows, cols} | nil; act name | nil
 function Fz.layer_norm(x, w, b, c, eps, act)
-  if act == "none" then act = nil end
+  act = check_act(act, "layer_norm")
   return A.apply(ln, x, w, b, c, eps or 1e-5, act)
 end
 
