@@ -264,6 +264,57 @@
         gxr[k] = rs * (u - su - xh * sux);                                     \
       }                                                                        \
     }                                                                          \
+  }                                                                            \
+  /* LayerNorm jvp (tangents of x and c; w, b constant): with                \
+     xh = (x - mu) rstd, the normalization's tangent is                        \
+     txh = rstd (tx - mean tx - xh mean(tx xh)), and                           \
+     ty = act'(pre) (txh w + tc). flags: 1 w, 2 b, 4 c, 8 tc, 16 tx. */         \
+  kernel void nn_ln_jvp_##A##_##suf(global T *ty, global const T *tx,          \
+                                    global const T *tc, int otc,               \
+                                    global const T *x, global const T *mean,   \
+                                    global const T *rstd, global const T *w,   \
+                                    int ow, global const T *b, int obb,        \
+                                    global const T *cc, int oc, int rows,      \
+                                    int cols, int flags) {                     \
+    NN_ROWS(row, rows) {                                                       \
+      long base = (long)row * cols;                                            \
+      global const T *xr = x + base, *tr = tx + base, *cr = cc + oc + base;    \
+      global const T *tcr = tc + otc + base, *wr = w + ow, *br = b + obb;      \
+      global T *yr = ty + base;                                                \
+      T mu = mean[row], rs = rstd[row], m1 = (T)0, m2 = (T)0;                  \
+      int k = 0;                                                               \
+      if (flags & 16) {                                                        \
+        T##16 s1 = (T)0, s2 = (T)0;                                            \
+        for (; k + 16 <= cols; k += 16) {                                      \
+          T##16 t = vload16(0, tr + k);                                        \
+          s1 += t;                                                             \
+          s2 += t * ((vload16(0, xr + k) - mu) * rs);                          \
+        }                                                                      \
+        m1 = nn_hsum_##suf(s1);                                                \
+        m2 = nn_hsum_##suf(s2);                                                \
+        for (; k < cols; ++k) { m1 += tr[k]; m2 += tr[k] * (xr[k] - mu) * rs; }\
+        m1 /= cols;                                                            \
+        m2 /= cols;                                                            \
+      }                                                                        \
+      for (k = 0; k + 16 <= cols; k += 16) {                                   \
+        T##16 xh = (vload16(0, xr + k) - mu) * rs, p = xh, t = (T)0;           \
+        if (flags & 16) t = rs * (vload16(0, tr + k) - m1 - xh * m2);          \
+        if (flags & 1) { T##16 wv = vload16(0, wr + k); p *= wv; t *= wv; }    \
+        if (flags & 2) p += vload16(0, br + k);                                \
+        if (flags & 4) p += vload16(0, cr + k);                                \
+        if (flags & 8) t += vload16(0, tcr + k);                               \
+        vstore16(t * NN_DACT_##A(T, p), 0, yr + k);                            \
+      }                                                                        \
+      for (; k < cols; ++k) {                                                  \
+        T xh = (xr[k] - mu) * rs, p = xh, t = (T)0;                            \
+        if (flags & 16) t = rs * (tr[k] - m1 - xh * m2);                       \
+        if (flags & 1) { p *= wr[k]; t *= wr[k]; }                             \
+        if (flags & 2) p += br[k];                                             \
+        if (flags & 4) p += cr[k];                                             \
+        if (flags & 8) t += tcr[k];                                            \
+        yr[k] = t * NN_DACT_##A(T, p);                                         \
+      }                                                                        \
+    }                                                                          \
   }
 #else
 #define MF_NN_ACT(T, suf, A)                                                   \
@@ -339,6 +390,36 @@
       T xh = (x[base + k] - mu) * rs;                                          \
       T u = (flags & 1) ? gpre[base + k] * w[ow + k] : gpre[base + k];         \
       gx[base + k] = rs * (u - su - xh * sux);                                 \
+    }                                                                          \
+  }                                                                            \
+  kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
+  void nn_ln_jvp_##A##_##suf(global T *ty, global const T *tx,                 \
+                             global const T *tc, int otc, global const T *x,   \
+                             global const T *mean, global const T *rstd,       \
+                             global const T *w, int ow, global const T *b,     \
+                             int obb, global const T *cc, int oc, int rows,    \
+                             int cols, int flags) {                            \
+    local T red[NN_WG];                                                        \
+    int l = get_local_id(0), r = get_group_id(0);                              \
+    long base = (long)r * cols;                                                \
+    T mu = mean[r], rs = rstd[r], m1 = (T)0, m2 = (T)0;                        \
+    if (flags & 16) {                                                          \
+      for (int k = l; k < cols; k += NN_WG) {                                  \
+        T t = tx[base + k];                                                    \
+        m1 += t;                                                               \
+        m2 += t * (x[base + k] - mu) * rs;                                     \
+      }                                                                        \
+    }                                                                          \
+    m1 = nn_wsum_##suf(red, m1, l) / cols;                                     \
+    m2 = nn_wsum_##suf(red, m2, l) / cols;                                     \
+    for (int k = l; k < cols; k += NN_WG) {                                    \
+      T xh = (x[base + k] - mu) * rs, p = xh, t = (T)0;                        \
+      if (flags & 16) t = rs * (tx[base + k] - m1 - xh * m2);                  \
+      if (flags & 1) { p *= w[ow + k]; t *= w[ow + k]; }                       \
+      if (flags & 2) p += b[obb + k];                                          \
+      if (flags & 4) p += cc[oc + base + k];                                   \
+      if (flags & 8) t += tc[otc + base + k];                                  \
+      ty[base + k] = t * NN_DACT_##A(T, p);                                    \
     }                                                                          \
   }
 #endif

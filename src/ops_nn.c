@@ -327,3 +327,34 @@ int mf_nn_ln_wgrad(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf
   mf_tensor_free(&both);
   return rc;
 }
+
+int mf_nn_ln_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tc, const mf_tensor *x, const mf_tensor *mean,
+                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, int act) {
+  int rows, cols;
+  rows_cols(x, &rows, &cols);
+  mf_dtype dt = x->dtype;
+  if (ln_checks("layer_norm", x, w, b, c, cols) || need("layer_norm", "x tangent", tx, dt, mf_numel(x), 1) ||
+      need("layer_norm", "added tangent", tc, dt, mf_numel(x), 0) || need("layer_norm", "mean", mean, dt, rows, 1) ||
+      need("layer_norm", "rstd", rstd, dt, rows, 1))
+    return -1;
+  argl a;
+  if (start_act(&a, "nn_ln_jvp", act, dt)) return -1;
+  if (fresh(ty, x)) return -1;
+  a_mem(&a, ty);
+  a_mem(&a, tx ? tx : x);
+  a_opt(&a, tc, x);
+  a_mem(&a, x);
+  a_mem(&a, mean);
+  a_mem(&a, rstd);
+  a_opt(&a, w, x);
+  a_opt(&a, b, x);
+  a_opt(&a, c, x);
+  a_int(&a, rows);
+  a_int(&a, cols);
+  a_int(&a, (w ? 1 : 0) | (b ? 2 : 0) | (c ? 4 : 0) | (tc ? 8 : 0) | (tx ? 16 : 0));
+  if (a.err || launch_rows(a.k, rows, cols)) {
+    mf_tensor_free(ty);
+    return -1;
+  }
+  return 0;
+}

@@ -27,4 +27,9 @@ int mf_nn_ln_wgrad(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf
 int mf_nn_ln_wgrad_acc(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf_tensor *x,
                        const mf_tensor *mean, const mf_tensor *rstd);
 
+/* tangent of mf_nn_ln_fwd's output for tangents tx of x and tc of c (either
+   NULL for zero), w and b constant */
+int mf_nn_ln_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tc, const mf_tensor *x, const mf_tensor *mean,
+                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, int act);
+
 #endif

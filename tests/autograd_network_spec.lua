@@ -44,6 +44,15 @@ describe("layer functions", function()
       { { { 4, 6 }, lo = -2, hi = 3 }, { { 6 } }, { { 6 } }, { { 4, 6 } } })
     G.check("layer_norm+c gelu no affine", function(x, c) return F.layer_norm(x, nil, nil, 1e-5, c, "gelu") end,
       { { { 3, 5 } }, { { 3, 5 } } })
+    -- constant weight and bias: the jvp takes the one-kernel path
+    local W = mf.tensor({ 0.5, -1.2, 2.0, 0.3, 1.1, -0.7 }, { dtype = "f64" })
+    local Bv = mf.tensor({ 0.1, 0.2, -0.3, 0.4, 0.0, -0.5 }, { dtype = "f64" })
+    for _, act in ipairs { "silu", "gelu", "tanh", "none" } do
+      G.check("layer_norm const w, b, " .. act, function(x, c) return F.layer_norm(x, W, Bv, 1e-5, c, act) end,
+        { { { 4, 6 }, lo = -2, hi = 3 }, { { 4, 6 } } })
+    end
+    G.check("layer_norm const, x only", function(x) return F.layer_norm(x, W, nil, 1e-5, nil, "silu") end,
+      { { { 3, 6 } } })
     G.check("layer_norm tanh, bias only", function(x, b) return F.layer_norm(x, nil, b, 1e-5, nil, "tanh") end,
       { { { 3, 5 } }, { { 5 } } })
   end)

@@ -88,10 +88,23 @@ static int l_ln_wgrad(lua_State *L) {
   return 2;
 }
 
+/* nn_ln_jvp(tx|nil, tc|nil, x, mean, rstd, w|nil, b|nil, c|nil, act) -> ty */
+static int l_ln_jvp(lua_State *L) {
+  mf_tensor *tx = opt_t(L, 1, "layer_norm"), *tc = opt_t(L, 2, "layer_norm");
+  mf_tensor *x = lmf_check(L, 3, "layer_norm"), *m = lmf_check(L, 4, "layer_norm");
+  mf_tensor *r = lmf_check(L, 5, "layer_norm"), ty;
+  if (mf_nn_ln_jvp(&ty, tx, tc, x, m, r, opt_t(L, 6, "layer_norm"), opt_t(L, 7, "layer_norm"),
+                   opt_t(L, 8, "layer_norm"), act_at(L, 9)))
+    return lmf_fail(L, "layer_norm");
+  lmf_push(L, &ty);
+  return 1;
+}
+
 void lmf_open_nn(lua_State *L) {
   static const luaL_Reg fns[] = {{"nn_bias_act", l_bias_act}, {"nn_act_grad", l_act_grad},
                                  {"nn_colsum", l_colsum},     {"nn_ln_fwd", l_ln_fwd},
                                  {"nn_ln_bwd", l_ln_bwd},     {"nn_ln_wgrad", l_ln_wgrad},
+                                 {"nn_ln_jvp", l_ln_jvp},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

@@ -130,6 +130,11 @@ local ln = O.def("layer_norm", {
   end,
   jvp = function(ctx, ...)
     local t = { ... } -- positional: one tangent (or nil) per argument
+    if not t[2] and not t[3] and (t[1] or t[4]) then
+      -- constant w, b (the usual case): one fused kernel
+      return C.nn_ln_jvp(t[1] and packed(t[1]), t[4] and packed(t[4]), ctx.x, ctx.mean, ctx.rstd,
+        ctx.w, ctx.b, ctx.c, ctx.act)
+    end
     local rows = ctx.x:shape()[1]
     local mean, rstd = C.reshape(ctx.mean, { rows, 1 }), C.reshape(ctx.rstd, { rows, 1 })
     local xh = C.binary("mul", C.binary("sub", ctx.x, mean), rstd)
