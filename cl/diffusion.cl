@@ -235,7 +235,9 @@
       /* Halley: e = Phi(z) - p, v = e sqrt(2 pi) e^(z^2/2), z -= v / (1 + z v / 2) */ \
       T e = (T)0.5 * erfc(-z * (T)0.70710678118654752) - p;                   \
       T v = e * (T)2.5066282746310002 * exp(z * z * (T)0.5);                   \
-      out[i] = z - v / ((T)1 + z * v * (T)0.5);                                \
+      z -= v / ((T)1 + z * v * (T)0.5);                                        \
+      /* the ends: Phi^-1(0) = -inf, Phi^-1(1) = +inf (no NaN from the step) */ \
+      out[i] = p <= (T)0 ? -INFINITY : p >= (T)1 ? INFINITY : z;               \
     }                                                                          \
   }
 

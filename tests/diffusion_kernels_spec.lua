@@ -225,5 +225,6 @@ describe("coefficient kernels", function()
     local u = { 0.5, 0.975, 0.001, 1e-10, 0.8413447460685429 }
     local z = { 0, 1.959963984540054, -3.090232306167813, -6.361340902404056, 1 }
     H.close(D.ndtri(mf.tensor(u, dt)):totable(), z, fp64 and 1e-12 or 1e-4, fp64 and 1e-12 or 1e-4)
+    assert.same({ -math.huge, math.huge }, D.ndtri(mf.tensor({ 0, 1 }, dt)):tolist())
   end)
 end)

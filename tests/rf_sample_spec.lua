@@ -24,6 +24,11 @@ end
 local function gen(seed) return { generator = mf.Generator(seed) } end
 
 describe("rf.sample_timesteps", function()
+  it("the normal CDF behind the truncation, at known values", function()
+    H.close({ rf._Phi(0), rf._Phi(1), rf._Phi(-1), rf._Phi(-5), rf._Phi(3) },
+      { 0.5, 0.8413447460685429, 0.15865525393145707, 2.866515718791939e-07, 0.9986501019683699 }, 1e-13, 0)
+  end)
+
   it("uniform: mean (a + b)/2, variance (b - a)^2/12, inside [min_t, max_t]", function()
     local t = rf.sample_timesteps(N, { time_dist_type = "uniform", min_t = 0.1, max_t = 0.9 }, gen(1))
     assert.same({ N }, t:shape())
@@ -68,6 +73,13 @@ describe("rf.sample_timesteps", function()
     local mean = math.exp(mu + s * s / 2) * (Phi(be - s) - Phi(al - s)) / Z
     local m2 = math.exp(2 * mu + 2 * s * s) * (Phi(be - 2 * s) - Phi(al - 2 * s)) / Z
     near_mean(m, mean, m2 - mean * mean, "truncated lognormal")
+  end)
+
+  it("lognormal with min_t = 0: the lower end maps to 0, never NaN", function()
+    local t = rf.sample_timesteps(N, { time_dist_type = "lognormal", min_t = 0, max_t = 1 }, gen(14))
+    local _, _, lo, hi = moments(t)
+    assert.is_true(lo >= 0 and hi <= 1, ("samples in [%g, %g]"):format(lo, hi))
+    assert.equal(0, (t:ne(t)):sum():item(), "no NaN")
   end)
 
   it("shifted: mean of s u / (1 + (s - 1) u) is s/(s-1) (1 - log(s)/(s-1))", function()

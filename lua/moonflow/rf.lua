@@ -197,13 +197,13 @@ function R.rf_sigma(t) return coef("rf_sigma", t, false) end
 local function erfc(x)
   if x < 0 then return 2 - erfc(-x) end
   if x < 2.5 then
-    local s, term, k = x, x, 0
-    repeat
-      k = k + 1
+    local s, term = x, x
+    for k = 1, 200 do -- about 40 terms at x = 2.5; x = 0 stops at once
       term = -term * x * x / k
       local add = term / (2 * k + 1)
       s = s + add
-    until math.abs(add) < 1e-17 * math.abs(s)
+      if math.abs(add) <= 1e-17 * math.abs(s) then break end
+    end
     return 1 - 2 / math.sqrt(math.pi) * s
   end
   -- erfc x = exp(-x^2)/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + ...))))
