@@ -4,10 +4,12 @@
    column sums for bias and LayerNorm weight gradients.
    Activations are compiled in: kernel names carry _none, _silu, _gelu,
    _relu or _tanh before the dtype.
-   CPU devices (MF_CPU): a work-item takes a run of rows (mf_run) and walks
-   each row in 16-lane vectors, which is how PoCL vectorizes exp and erf.
-   GPUs: one work-group of NN_WG items per row, item l taking columns
-   l, l + NN_WG, ... (coalesced), reductions in local memory. */
+   Two shapes of each kernel are compiled on every device; the launcher picks
+   one by device type (core.nn_path can force either, so specs run both):
+   run (nn_*, CPUs): a work-item takes a run of rows (nn_run) and walks each
+     row in 16-lane vectors, which is how PoCL vectorizes exp and erf;
+   work-group (nnwg_*, GPUs): one work-group of NN_WG items per row, item l
+     taking columns l, l + NN_WG, ... (coalesced), reductions in local memory. */
 #define NN_WG 64
 
 /* act(x) and act'(x) for scalars and vectors of T */
@@ -28,10 +30,16 @@
 #define NN_ACT_tanh(T, x) tanh(x)
 #define NN_DACT_tanh(T, x) ((T)1 - tanh(x) * tanh(x))
 
-#ifdef MF_CPU
-/* rows [r0, r1) of this work-item */
-#define NN_ROWS(r, rows) for (int r##_hi = mf_run(rows).y, r = mf_run(rows).x; r < r##_hi; ++r)
-#endif
+/* rows (or elements) [x, y) of this work-item: one contiguous run each,
+   as mf_run does on CPUs (defined here for every device, since both kernel
+   shapes are compiled everywhere) */
+inline int2 nn_run(int n) {
+  long G = get_global_size(0), g = get_global_id(0);
+  long R = (((long)n + G - 1) / G + 15) & ~15L;
+  long lo = min((long)n, g * R);
+  return (int2)((int)lo, (int)min((long)n, lo + R));
+}
+#define NN_ROWS(r, rows) for (int r##_hi = nn_run(rows).y, r = nn_run(rows).x; r < r##_hi; ++r)
 
 #define MF_NN_BASE(T, suf)                                                     \
   /* horizontal sum of a 16-vector */                                          \
@@ -60,7 +68,13 @@
                                    global const T *x, global const T *mean,    \
                                    global const T *rstd, int ln, int rows,     \
                                    int cols, int chunk, int P) {               \
-    NN_COLSUM_PART_BODY(T)                                                     \
+    NN_COLSUM_PART_RUN(T)                                                      \
+  }                                                                            \
+  kernel void nnwg_colsum_part_##suf(global T *part, global const T *a,        \
+                                     global const T *x, global const T *mean,  \
+                                     global const T *rstd, int ln, int rows,   \
+                                     int cols, int chunk, int P) {             \
+    NN_COLSUM_PART_WG(T)                                                       \
   }                                                                            \
   /* pass 2: out[c] = sum_r a[oa + r lda + c] (+ out[c] when acc) */          \
   kernel void nn_colsum_##suf(global T *out, int oo, global const T *a,        \
@@ -72,9 +86,8 @@
     }                                                                          \
   }
 
-#ifdef MF_CPU
-/* a work-item per chunk, rows streamed in vectors */
-#define NN_COLSUM_PART_BODY(T)                                                 \
+/* run shape (CPUs): a work-item per chunk, rows streamed in vectors */
+#define NN_COLSUM_PART_RUN(T)                                                 \
   int stride = ln ? 2 * cols : cols;                                           \
   for (int p = get_global_id(0); p < P; p += get_global_size(0)) {             \
     global T *pw = part + (long)p * stride;                                    \
@@ -100,9 +113,8 @@
       }                                                                        \
     }                                                                          \
   }
-#else
-/* a work-item per (chunk, column): coalesced across columns */
-#define NN_COLSUM_PART_BODY(T)                                                 \
+/* work-group shape (GPUs): a work-item per (chunk, column), coalesced */
+#define NN_COLSUM_PART_WG(T)                                                 \
   MF_FOR(i, P * cols) {                                                        \
     int p = i / cols, c = i - p * cols;                                        \
     int r1 = min(rows, (p + 1) * chunk);                                       \
@@ -120,11 +132,10 @@
       part[(long)p * cols + c] = s;                                            \
     }                                                                          \
   }
-#endif
 
-/* Kernels with an activation compiled in (A = none, silu, gelu, relu, tanh). */
-#ifdef MF_CPU
-#define MF_NN_ACT(T, suf, A)                                                   \
+/* Kernels with an activation compiled in (A = none, silu, gelu, relu, tanh),
+   in the run shape (nn_*, CPUs) ... */
+#define MF_NN_ACT_RUN(T, suf, A)                                                   \
   /* Linear epilogue in place on the product z: pre = z + b (has_b);           \
      y = act(pre) + r (has_r). With act, z keeps pre; without, y may be z. */  \
   kernel void nn_bias_act_##A##_##suf(global T *y, global T *z,                \
@@ -156,7 +167,7 @@
   /* gp = g act'(pre), elementwise over n */                                   \
   kernel void nn_act_grad_##A##_##suf(global T *gp, global const T *g,         \
                                       global const T *pre, int n) {            \
-    int2 r_ = mf_run(n);                                                       \
+    int2 r_ = nn_run(n);                                                       \
     int i = r_.x;                                                              \
     for (; i + 16 <= r_.y; i += 16) {                                          \
       T##16 x = vload16(0, pre + i);                                           \
@@ -316,10 +327,10 @@
       }                                                                        \
     }                                                                          \
   }
-#else
-#define MF_NN_ACT(T, suf, A)                                                   \
+/* ... and the work-group shape (nnwg_*, GPUs) */
+#define MF_NN_ACT_WG(T, suf, A)                                                \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nn_bias_act_##A##_##suf(global T *y, global T *z, global const T *b,    \
+  void nnwg_bias_act_##A##_##suf(global T *y, global T *z, global const T *b,    \
                                int ob, int has_b, global const T *r, int orr,  \
                                int has_r, int rows, int cols) {                \
     int l = get_local_id(0);                                                   \
@@ -333,12 +344,12 @@
       if (y != z) z[i] = pre;                                                  \
     }                                                                          \
   }                                                                            \
-  kernel void nn_act_grad_##A##_##suf(global T *gp, global const T *g,         \
+  kernel void nnwg_act_grad_##A##_##suf(global T *gp, global const T *g,         \
                                       global const T *pre, int n) {            \
     MF_FOR(i, n) { T x = pre[i]; gp[i] = g[i] * NN_DACT_##A(T, x); }           \
   }                                                                            \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nn_ln_fwd_##A##_##suf(global T *y, global T *mean, global T *rstd,      \
+  void nnwg_ln_fwd_##A##_##suf(global T *y, global T *mean, global T *rstd,      \
                              global const T *x, global const T *w, int ow,     \
                              global const T *b, int obb, global const T *cc,   \
                              int oc, int rows, int cols, T eps, int flags) {   \
@@ -363,7 +374,7 @@
     }                                                                          \
   }                                                                            \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nn_ln_bwd_##A##_##suf(global T *gx, global T *gpre, global const T *g,  \
+  void nnwg_ln_bwd_##A##_##suf(global T *gx, global T *gpre, global const T *g,  \
                              global const T *x, global const T *mean,          \
                              global const T *rstd, global const T *w, int ow,  \
                              global const T *b, int obb, global const T *cc,   \
@@ -393,7 +404,7 @@
     }                                                                          \
   }                                                                            \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nn_ln_jvp_##A##_##suf(global T *ty, global const T *tx,                 \
+  void nnwg_ln_jvp_##A##_##suf(global T *ty, global const T *tx,                 \
                              global const T *tc, int otc, global const T *x,   \
                              global const T *mean, global const T *rstd,       \
                              global const T *w, int ow, global const T *b,     \
@@ -422,15 +433,19 @@
       ty[base + k] = t * NN_DACT_##A(T, p);                                    \
     }                                                                          \
   }
-#endif
 
 #define MF_NN(T, suf)                                                          \
   MF_NN_BASE(T, suf)                                                           \
-  MF_NN_ACT(T, suf, none)                                                      \
-  MF_NN_ACT(T, suf, silu)                                                      \
-  MF_NN_ACT(T, suf, gelu)                                                      \
-  MF_NN_ACT(T, suf, relu)                                                      \
-  MF_NN_ACT(T, suf, tanh)
+  MF_NN_ACT_RUN(T, suf, none)                                                  \
+  MF_NN_ACT_RUN(T, suf, silu)                                                  \
+  MF_NN_ACT_RUN(T, suf, gelu)                                                  \
+  MF_NN_ACT_RUN(T, suf, relu)                                                  \
+  MF_NN_ACT_RUN(T, suf, tanh)                                                  \
+  MF_NN_ACT_WG(T, suf, none)                                                   \
+  MF_NN_ACT_WG(T, suf, silu)                                                   \
+  MF_NN_ACT_WG(T, suf, gelu)                                                   \
+  MF_NN_ACT_WG(T, suf, relu)                                                   \
+  MF_NN_ACT_WG(T, suf, tanh)
 
 MF_NN(float, f32)
 #ifdef MF_FP64

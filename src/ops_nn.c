@@ -9,13 +9,21 @@
 #define NN_WG 64    /* work-group size of the row kernels (cl/nn.cl) */
 #define NN_CHUNK 64 /* rows per partial column sum */
 
+/* kernel shape: -1 by device type, 0 runs (nn_*), 1 work-groups (nnwg_*) */
+static int nn_path = -1;
+
+void mf_nn_set_path(int path) { nn_path = path; }
+int mf_nn_get_path(void) { return nn_path; }
+
 static int is_gpu(void) {
+  if (nn_path >= 0) return nn_path;
   mf_runtime *r = mf_rt();
   return r && r->info.is_gpu;
 }
 
-/* Row kernels: on GPUs one work-group per row; on CPUs work-items taking
-   runs of rows (mf_run in the kernel), as many as mf_grid gives the elements. */
+/* Row kernels: in the work-group shape one group per row; in the run shape
+   work-items taking runs of rows (nn_run), as many as mf_grid gives the
+   elements. */
 static int launch_rows(cl_kernel k, int rows, int cols) {
   if (!rows) return 0;
   if (is_gpu()) return mf_launch(k, (size_t)rows * NN_WG, NN_WG);
@@ -85,7 +93,7 @@ static int start_act(argl *a, const char *base, int act, mf_dtype dt) {
   a->k = NULL;
   a->err = 0;
   if (act < 0 || act > 4) return mf_fail("unknown activation code %d", act);
-  snprintf(prefix, sizeof prefix, "%s_%s", base, act_names[act]);
+  snprintf(prefix, sizeof prefix, "%s%s_%s", is_gpu() ? "nnwg" : "nn", base + 2, act_names[act]);
   return start(a, prefix, dt);
 }
 
@@ -141,7 +149,7 @@ int mf_nn_act_grad(mf_tensor *gp, const mf_tensor *g, const mf_tensor *pre, int 
 static int colsum_part(mf_tensor *part, const mf_tensor *a, const mf_tensor *x, const mf_tensor *mean,
                        const mf_tensor *rstd, int rows, int cols, int P) {
   argl k;
-  if (start(&k, "nn_colsum_part", a->dtype)) return -1;
+  if (start(&k, is_gpu() ? "nnwg_colsum_part" : "nn_colsum_part", a->dtype)) return -1;
   int ln = x != NULL;
   a_mem(&k, part);
   a_mem(&k, a);

@@ -6,6 +6,11 @@
 
 #include "tensor.h"
 
+/* Kernel shape: -1 by device type (default), 0 row runs (CPU shape),
+   1 a work-group per row (GPU shape). Both run on any device. */
+void mf_nn_set_path(int path);
+int mf_nn_get_path(void);
+
 /* pre = z + b; y = act(pre) + r. z is overwritten with pre when act != 0;
    *y is allocated unless act == 0, where y becomes a view of z. */
 int mf_nn_bias_act(mf_tensor *y, mf_tensor *z, const mf_tensor *b, const mf_tensor *r, int act);

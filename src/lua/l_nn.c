@@ -100,11 +100,21 @@ static int l_ln_jvp(lua_State *L) {
   return 1;
 }
 
+/* nn_path([name]) -> previous name: "auto", "run" (CPU shape), "wg" (GPU shape) */
+static int l_nn_path(lua_State *L) {
+  static const char *const names[] = {"auto", "run", "wg", NULL};
+  int prev = mf_nn_get_path();
+  lua_pushstring(L, names[prev + 1]);
+  if (!lua_isnoneornil(L, 1)) mf_nn_set_path(luaL_checkoption(L, 1, NULL, names) - 1);
+  return 1;
+}
+
 void lmf_open_nn(lua_State *L) {
   static const luaL_Reg fns[] = {{"nn_bias_act", l_bias_act}, {"nn_act_grad", l_act_grad},
                                  {"nn_colsum", l_colsum},     {"nn_ln_fwd", l_ln_fwd},
                                  {"nn_ln_bwd", l_ln_bwd},     {"nn_ln_wgrad", l_ln_wgrad},
                                  {"nn_ln_jvp", l_ln_jvp},
+                                 {"nn_path", l_nn_path},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
