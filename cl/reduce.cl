@@ -14,42 +14,51 @@
   }
 
 #ifdef MF_CPU
-/* this work-item's run [lo, hi) of its row; every run is non-empty when P <= cols */
+/* Items g = (r, p) of rows x P, an equal share of them per work-item (the
+   host launches fewer work-items than items when rows are narrow); item g folds
+   [lo, hi) of row r, non-empty when P <= cols. MF_RED_END closes the loop. */
 #define MF_RED_RUN(T)                                                          \
-  int g = get_global_id(0);                                                    \
-  if (g >= rows * P) return;                                                   \
-  int r = g / P, p = g - r * P;                                                \
-  int lo = (int)((long)cols * p / P), hi = (int)((long)cols * (p + 1) / P);    \
-  global const T *row = a + oa + (long)r * cols;                               \
-  int k = lo;
+  int G_ = get_global_size(0), w_ = get_global_id(0);                          \
+  int g1_ = (int)((long)rows * P * (w_ + 1) / G_);                             \
+  for (int g = (int)((long)rows * P * w_ / G_); g < g1_; ++g) {                \
+    int r = g / P, p = g - r * P;                                              \
+    int lo = P == 1 ? 0 : (int)((long)cols * p / P);                           \
+    int hi = P == 1 ? cols : (int)((long)cols * (p + 1) / P);                  \
+    global const T *row = a + oa + (long)r * cols;                             \
+    int k = lo;
+#define MF_RED_END }
 
 /* four Kahan chains (one is latency bound), merged, then the 16 lanes */
 #define MF_RED_SUM(name, T, suf, f)                                            \
   kernel void red_##name##_##suf(global T *out, global const T *a, int oa,     \
                                  int rows, int cols, int P) {                  \
     MF_RED_RUN(T)                                                              \
-    T##16 s0 = 0, c0 = 0, s1 = 0, c1 = 0, s2 = 0, c2 = 0, s3 = 0, c3 = 0, x;   \
-    for (; k + 64 <= hi; k += 64) {                                            \
-      x = vload16(0, row + k); MF_KAHAN(T##16, s0, c0, f)                      \
-      x = vload16(1, row + k); MF_KAHAN(T##16, s1, c1, f)                      \
-      x = vload16(2, row + k); MF_KAHAN(T##16, s2, c2, f)                      \
-      x = vload16(3, row + k); MF_KAHAN(T##16, s3, c3, f)                      \
-    }                                                                          \
-    MF_KAHAN(T##16, s0, c0, s1) MF_KAHAN(T##16, s0, c0, -c1)                   \
-    MF_KAHAN(T##16, s0, c0, s2) MF_KAHAN(T##16, s0, c0, -c2)                   \
-    MF_KAHAN(T##16, s0, c0, s3) MF_KAHAN(T##16, s0, c0, -c3)                   \
-    T sv[16], cv[16], s = (T)0, c = (T)0;                                      \
-    vstore16(s0, 0, sv);                                                       \
-    vstore16(c0, 0, cv);                                                       \
-    for (int j = 0; j < 16; ++j) {                                             \
-      MF_KAHAN(T, s, c, sv[j])                                                 \
-      MF_KAHAN(T, s, c, -cv[j])                                                \
+    T s = (T)0, c = (T)0;                                                      \
+    if (hi - k >= 64) { /* short runs (narrow rows) skip the vector set-up */  \
+      T##16 s0 = 0, c0 = 0, s1 = 0, c1 = 0, s2 = 0, c2 = 0, s3 = 0, c3 = 0, x; \
+      for (; k + 64 <= hi; k += 64) {                                          \
+        x = vload16(0, row + k); MF_KAHAN(T##16, s0, c0, f)                    \
+        x = vload16(1, row + k); MF_KAHAN(T##16, s1, c1, f)                    \
+        x = vload16(2, row + k); MF_KAHAN(T##16, s2, c2, f)                    \
+        x = vload16(3, row + k); MF_KAHAN(T##16, s3, c3, f)                    \
+      }                                                                        \
+      MF_KAHAN(T##16, s0, c0, s1) MF_KAHAN(T##16, s0, c0, -c1)                 \
+      MF_KAHAN(T##16, s0, c0, s2) MF_KAHAN(T##16, s0, c0, -c2)                 \
+      MF_KAHAN(T##16, s0, c0, s3) MF_KAHAN(T##16, s0, c0, -c3)                 \
+      T sv[16], cv[16];                                                        \
+      vstore16(s0, 0, sv);                                                     \
+      vstore16(c0, 0, cv);                                                     \
+      for (int j = 0; j < 16; ++j) {                                           \
+        MF_KAHAN(T, s, c, sv[j])                                               \
+        MF_KAHAN(T, s, c, -cv[j])                                              \
+      }                                                                        \
     }                                                                          \
     for (; k < hi; ++k) {                                                      \
       T x = row[k];                                                            \
       MF_KAHAN(T, s, c, f)                                                     \
     }                                                                          \
     out[g] = s;                                                                \
+    MF_RED_END                                                                 \
   }
 
 /* m := x where `better` holds, 16 lanes at a time, then the lanes */
@@ -76,6 +85,7 @@
       if (better) m = x;                                                       \
     }                                                                          \
     out[g] = m;                                                                \
+    MF_RED_END                                                                 \
   }
 
 /* Column reductions of a contiguous [A, R, I] block over R (CPU only; the
@@ -153,8 +163,9 @@
 #define MF_REDC_ALL(T, suf)                                                    \
   MF_REDC_SUM(sum, T, suf, x)                                                  \
   MF_REDC_SUM(sumsq, T, suf, x * x)                                            \
-  MF_REDC_CMP(max, T, suf, x > m || isnan(x))                                  \
-  MF_REDC_CMP(min, T, suf, x < m || isnan(x))
+  /* x != x: NaN (a plain compare; isnan is a slow call on PoCL) */            \
+  MF_REDC_CMP(max, T, suf, x > m || x != x)                                    \
+  MF_REDC_CMP(min, T, suf, x < m || x != x)
 
 MF_REDC_ALL(float, f32)
 MF_REDC_SUM(sum, int, i32, x)
@@ -198,8 +209,8 @@ MF_REDC_ALL(double, f64)
 #define MF_REDUCTIONS(T, suf)                                                  \
   MF_RED_SUM(sum, T, suf, x)                                                   \
   MF_RED_SUM(sumsq, T, suf, x * x)                                             \
-  MF_RED_CMP(max, T, suf, x > m || isnan(x))                                   \
-  MF_RED_CMP(min, T, suf, x < m || isnan(x))
+  MF_RED_CMP(max, T, suf, x > m || x != x)                                     \
+  MF_RED_CMP(min, T, suf, x < m || x != x)
 
 MF_REDUCTIONS(float, f32)
 MF_RED_SUM(sum, int, i32, x)

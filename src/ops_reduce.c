@@ -14,7 +14,15 @@ static int launch_rows(mf_tensor *out, const char *op, const mf_tensor *a, int r
   if (mf_args(k, 6, MF_ARG(out->st->buf), MF_ARG(a->st->buf), MF_ARG(oa), MF_ARG(rows), MF_ARG(cols),
               MF_ARG(P)))
     return -1;
-  return mf_launch(k, (size_t)rows * (size_t)P, 0);
+  size_t items = (size_t)rows * (size_t)P, global = items;
+  mf_runtime *r = mf_rt();
+  if (!r->info.is_gpu) { /* CPU (perf): narrow rows go many to a work-item, ~4096 elements each */
+    size_t cu = (size_t)(r->info.compute_units > 0 ? r->info.compute_units : 1);
+    size_t want = ((size_t)rows * (size_t)cols + 4095) / 4096;
+    if (want > cu * 16) want = cu * 16;
+    if (want < global) global = want < 1 ? 1 : want;
+  }
+  return mf_launch(k, global, 0);
 }
 
 /* Partials per row. GPU: enough work-items to fill the device, each folding
