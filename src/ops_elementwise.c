@@ -74,7 +74,9 @@ static size_t scalar_of(scalar *s, mf_dtype dt, double v) {
   switch (dt) {
     case MF_F32: s->f = (cl_float)v; return sizeof(cl_float);
     case MF_F64: s->d = v; return sizeof(cl_double);
-    default: s->i = (cl_int)v; return sizeof(cl_int);
+    default: /* saturating: clamp's infinite bounds and NaN must not be UB */
+      s->i = v >= 2147483647.0 ? 2147483647 : v <= -2147483648.0 ? (cl_int)-2147483647 - 1 : v == v ? (cl_int)v : 0;
+      return sizeof(cl_int);
   }
 }
 

@@ -68,6 +68,9 @@ describe("mf.tensor from nested tables", function()
     assert.same({ 1, 2, 3 }, b:totable())
     local c = mf.tensor(a)
     assert.are_not.equal(a:storage(), c:storage())
+    assert.equal("f64", mf.tensor(b):dtype()) -- keeps its dtype unless one is asked for
+    assert.equal("f64", mf.tensor(b, {}):dtype())
+    assert.equal("i32", mf.tensor(b, { dtype = "i32" }):dtype())
   end)
 end)
 

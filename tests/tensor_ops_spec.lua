@@ -227,6 +227,10 @@ describe("clamp and where", function()
     H.close(x:t():clamp(-1, 1):totable(), transpose(H.map(cl(-1, 1), a)), 0, 0)
     H.close(mf.tensor(a, "f64"):clamp(-1, 0.5):totable(), H.map(cl(-1, 0.5), a), 0, 0)
     assert.same({ 0, 0, 2, 5, 5 }, mf.tensor({ -9, 0, 2, 5, 12 }, "i32"):clamp(0, 5):totable())
+    -- one-sided and fractional bounds on i32: the integers within [lo, hi]
+    assert.same({ 0, 0, 2, 5, 2147483647 }, mf.tensor({ -9, 0, 2, 5, 2147483647 }, "i32"):clamp(0):totable())
+    assert.same({ -9, 0, 2, 3, 3 }, mf.tensor({ -9, 0, 2, 5, 12 }, "i32"):clamp(nil, 3):totable())
+    assert.same({ 2, 2, 2, 2, 2 }, mf.tensor({ -9, 0, 2, 5, 12 }, "i32"):clamp(1.5, 2.5):totable())
   end)
 
   it("where selects with broadcasting, numbers and views", function()

@@ -289,6 +289,7 @@ end
 -- y = sum / n
 function O.mean(x, dims, keepdim)
   dims = norm_dims(x, dims, "mean")
+  if C.dtype(x) == "i32" then error("moonflow.mean: an i32 tensor has no i32 mean; convert it with :to(\"f32\")", 2) end
   return O.mul(O.sum(x, dims, keepdim), 1 / count(x, dims))
 end
 

@@ -18,7 +18,10 @@ end
 ---------------------------------------------------------------- creation
 function T.tensor(data, opts)
   local dt = opts_dtype(opts)
-  if is_tensor(data) then return O.to(O.clone(data), dt) end
+  if is_tensor(data) then -- a copy, in its own dtype unless one is asked for
+    if opts == nil or type(opts) == "table" and opts.dtype == nil then dt = core.dtype(data) end
+    return O.to(O.clone(data), dt)
+  end
   if type(data) ~= "table" and type(data) ~= "number" then
     error(("moonflow.tensor: expected a nested table or a number, got %s"):format(type(data)), 2)
   end

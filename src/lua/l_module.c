@@ -94,6 +94,11 @@ const char *lmf_opname(lua_State *L, int idx, const char *const *ops, const char
   return NULL;
 }
 
+void lmf_check_scalar(lua_State *L, mf_dtype dt, double v, const char *fn) {
+  if (dt == MF_I32 && !(v >= -2147483648.0 && v <= 2147483647.0 && v == (double)(int32_t)v))
+    luaL_error(L, "moonflow.%s: %f is not an i32 value; convert the tensor with :to(\"f32\")", fn, (lua_Number)v);
+}
+
 static int t_gc(lua_State *L) {
   mf_tensor *t = luaL_checkudata(L, 1, LMF_TENSOR);
   if (t->st) mf_tensor_free(t);

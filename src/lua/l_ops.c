@@ -28,8 +28,13 @@ static int l_binary(lua_State *L) {
   mf_tensor *a = lmf_test(L, 2), *b = lmf_test(L, 3), out;
   int rc;
   if (a && b) rc = mf_binary(&out, op, a, b);
-  else if (a && lua_type(L, 3) == LUA_TNUMBER) rc = mf_binary_scalar(&out, op, a, lua_tonumber(L, 3), 0);
-  else if (b && lua_type(L, 2) == LUA_TNUMBER) rc = mf_binary_scalar(&out, op, b, lua_tonumber(L, 2), 1);
+  else if (a && lua_type(L, 3) == LUA_TNUMBER) {
+    lmf_check_scalar(L, a->dtype, lua_tonumber(L, 3), op);
+    rc = mf_binary_scalar(&out, op, a, lua_tonumber(L, 3), 0);
+  } else if (b && lua_type(L, 2) == LUA_TNUMBER) {
+    lmf_check_scalar(L, b->dtype, lua_tonumber(L, 2), op);
+    rc = mf_binary_scalar(&out, op, b, lua_tonumber(L, 2), 1);
+  }
   else
     return luaL_error(L, "moonflow.%s: expected tensors or numbers, got %s and %s", op, luaL_typename(L, 2),
                       luaL_typename(L, 3));
@@ -46,7 +51,10 @@ static int l_binary_(lua_State *L) {
   mf_tensor *a = lmf_check(L, 2, name), *b = lmf_test(L, 3);
   int rc;
   if (b) rc = mf_binary_inplace(op, a, b);
-  else if (lua_type(L, 3) == LUA_TNUMBER) rc = mf_binary_scalar_inplace(op, a, lua_tonumber(L, 3));
+  else if (lua_type(L, 3) == LUA_TNUMBER) {
+    lmf_check_scalar(L, a->dtype, lua_tonumber(L, 3), name);
+    rc = mf_binary_scalar_inplace(op, a, lua_tonumber(L, 3));
+  }
   else return luaL_error(L, "moonflow.%s: argument 2 must be a tensor or a number, got %s", name, luaL_typename(L, 3));
   if (rc) return lmf_fail(L, name);
   lua_settop(L, 2);
@@ -63,6 +71,7 @@ static int l_where(lua_State *L) {
 static int l_clamp(lua_State *L) {
   mf_tensor *a = lmf_check(L, 1, "clamp"), out;
   double lo = luaL_optnumber(L, 2, -HUGE_VAL), hi = luaL_optnumber(L, 3, HUGE_VAL);
+  if (a->dtype == MF_I32) { lo = ceil(lo); hi = floor(hi); } /* the integers within [lo, hi] */
   if (lo > hi) return luaL_error(L, "moonflow.clamp: low %f is above high %f", lo, hi);
   if (mf_clamp(&out, a, lo, hi)) return lmf_fail(L, "clamp");
   lmf_push(L, &out);
@@ -95,6 +104,7 @@ static int l_copy_(lua_State *L) {
 static int l_fill_(lua_State *L) {
   mf_tensor *t = lmf_check(L, 1, "fill_");
   double v = luaL_checknumber(L, 2);
+  lmf_check_scalar(L, t->dtype, v, "fill_");
   int rc;
   if (mf_is_contiguous(t)) rc = mf_fill(t, v);
   else {

@@ -110,6 +110,7 @@ static int l_full(lua_State *L) {
     return luaL_error(L, "moonflow.%s: the fill value must be a number, got %s", fn, luaL_typename(L, 2));
   double v = lua_tonumber(L, 2);
   mf_dtype dt = lmf_dtype(L, 3, fn);
+  lmf_check_scalar(L, dt, v, fn);
   mf_tensor t;
   if (mf_empty(&t, dt, nd, shape)) return lmf_fail(L, fn);
   if (mf_fill(&t, v)) {
@@ -124,6 +125,8 @@ static int l_arange(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
   double start = luaL_checknumber(L, 2), step = luaL_checknumber(L, 3);
   mf_dtype dt = lmf_dtype(L, 4, "arange");
+  lmf_check_scalar(L, dt, start, "arange");
+  lmf_check_scalar(L, dt, step, "arange");
   if (n < 0) return luaL_error(L, "moonflow.arange: negative length %d", (int)n);
   int64_t sh[1] = {n};
   mf_tensor t;

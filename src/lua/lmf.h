@@ -27,6 +27,9 @@ mf_dtype lmf_dtype(lua_State *L, int idx, const char *fn);
 int lmf_dim(lua_State *L, int idx, int ndim, const char *fn);
 /* The function name passed as the op string at idx, checked against a list. */
 const char *lmf_opname(lua_State *L, int idx, const char *const *ops, const char *fn);
+/* A number combined with a tensor of dtype dt: for i32 it must be an
+   integer in range (no silent truncation). */
+void lmf_check_scalar(lua_State *L, mf_dtype dt, double v, const char *fn);
 
 void lmf_open_tensor(lua_State *L);  /* fills the module table on top */
 void lmf_open_ops(lua_State *L);
