@@ -9,7 +9,7 @@ foreach(spec ${SPECS})
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(${name} PROPERTIES
     ENVIRONMENT "MOONFLOW_BUILD=${CMAKE_BINARY_DIR};MOONFLOW_ROOT=${CMAKE_SOURCE_DIR}"
-    TIMEOUT 900)
+    TIMEOUT 300)
 endforeach()
 
 # C tests of the core without Lua
