@@ -22,10 +22,10 @@ end
 function A.no_grad(fn, ...)
   local prev = grad_on
   grad_on = false
-  local ok, a, b, c, d = pcall(fn, ...)
+  local r = table.pack(pcall(fn, ...))
   grad_on = prev
-  if not ok then error(a, 0) end
-  return a, b, c, d
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
 end
 
 function A.grad_enabled() return grad_on end
