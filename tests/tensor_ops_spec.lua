@@ -391,3 +391,80 @@ describe("large tensors at an offset", function()
     H.close(w:tolist(), H.map(function(p, q) return f32(p * q) + 1 end, ta, tb), 1e-7, 1e-7, "in place")
   end)
 end)
+
+-- Strided operands large enough for several work-item runs: each run starts
+-- mid-row and walks rows (transposes, gaps, broadcast rows and columns).
+describe("large strided operands", function()
+  local R, C = 101, 103
+  local a = round32(H.rand_table({ R, C }, 201, -2, 2))
+  local b = round32(H.rand_table({ C, R }, 202, -2, 2))
+  local x, y = mf.tensor(a), mf.tensor(b)
+  local at = transpose(a)
+
+  it("unary and scalar ops on transposed and narrowed views", function()
+    H.close(x:t():exp():totable(), H.map(math.exp, at), 3e-6, 3e-6, "exp of a transpose")
+    H.close(x:t():mul(2):totable(), H.map(function(v) return 2 * v end, at), 0, 0, "transpose * 2")
+    H.close(mf.core.binary("sub", 1, x:t()):totable(), H.map(function(v) return 1 - v end, at), 1e-7, 0, "1 - transpose")
+    H.close(x:narrow(2, 3, 90):neg():totable(), H.map(function(v) return -v end, cols(a, 3, 92)), 0, 0, "neg of a narrow")
+    H.close(x:t():clamp(-0.5, 0.5):totable(), H.map(function(v) return math.min(math.max(v, -0.5), 0.5) end, at), 0, 0)
+  end)
+
+  it("binary ops mixing transposed, contiguous, row and column broadcasts", function()
+    -- x^T (strided) + y (contiguous), both {C, R}
+    H.close((x:t() + y):totable(), H.map(function(p, q) return p + q end, at, b), 1e-7, 0, "x^T + y")
+    H.close((y - x:t()):totable(), H.map(function(p, q) return q - p end, at, b), 1e-7, 0, "y - x^T")
+    -- a bias row {C} and a column scale {R, 1}
+    local row = round32(H.rand_table({ C }, 203))
+    local col = round32(H.rand_table({ R, 1 }, 204))
+    local e = {}
+    for i = 1, R do e[i] = {} for j = 1, C do e[i][j] = (a[i][j] + row[j]) * col[i][1] end end
+    H.close(((x + mf.tensor(row)) * mf.tensor(col)):totable(), e, 1e-6, 1e-7, "bias row, column scale")
+    -- an expanded row against a transpose
+    local r1 = mf.tensor({ b[1] }):expand { C, R } -- b's first row repeated
+    local e2 = {}
+    for i = 1, C do e2[i] = {} for j = 1, R do e2[i][j] = math.max(at[i][j], b[1][j]) end end
+    H.close(x:t():maximum(r1):totable(), e2, 0, 0, "maximum with an expanded row")
+    -- a 3-D permutation, several runs each starting mid-row
+    local d = round32(H.rand_table({ 17, 19, 23 }, 205))
+    local p = mf.tensor(d):permute { 3, 1, 2 } -- {23, 17, 19}
+    local q = mf.tensor(d):permute { 3, 1, 2 }:contiguous()
+    local ep = {}
+    for k = 1, 23 do ep[k] = {} for i = 1, 17 do ep[k][i] = {} for j = 1, 19 do ep[k][i][j] = d[i][j][k] end end end
+    H.close(q:totable(), ep, 0, 0, "packed permute")
+    H.close((p * p):totable(), H.map(function(v) return v * v end, ep), 1e-7, 0, "permuted square")
+    H.close(p:lt(q:narrow(1, 1, 1)):totable(),
+      H.map(function(v, w) return b2n(v < w) end, ep, (function()
+        local first = {}
+        for k = 1, 23 do first[k] = ep[1] end
+        return first
+      end)()), 0, 0, "lt against a broadcast slice")
+  end)
+
+  it("where, copies and casts through strided views", function()
+    local mask = mf.tensor(H.map(function(v) return v > 0 and 1 or 0 end, at))
+    local e = {}
+    for i = 1, C do e[i] = {} for j = 1, R do e[i][j] = at[i][j] > 0 and at[i][j] or b[i][j] end end
+    H.close(mf.where(mask, x:t(), y):totable(), e, 0, 0, "where with a transposed operand")
+    local colmask = mf.tensor(H.rand_table({ C, 1 }, 206)):gt(0)
+    local ec = {}
+    local cm = colmask:totable()
+    for i = 1, C do ec[i] = {} for j = 1, R do ec[i][j] = cm[i][1] == 1 and at[i][j] or -7 end end
+    H.close(mf.where(colmask, x:t(), -7):totable(), ec, 0, 0, "where with a column mask and a number")
+    H.close(x:t():contiguous():totable(), at, 0, 0, "transposing copy")
+    H.close(x:t():to("f64"):totable(), at, 0, 0, "transposing cast")
+    local z = mf.zeros({ C, R + 4 })
+    z:narrow(2, 3, R):copy_(x:t())
+    local zt = z:totable()
+    for i = 1, C, 17 do
+      assert.equal(0, zt[i][1])
+      assert.equal(at[i][1], zt[i][3])
+      assert.equal(at[i][R], zt[i][R + 2])
+      assert.equal(0, zt[i][R + 4])
+    end
+    z:t():narrow(1, 3, R):add_(x) -- the same block, through a transpose, += x
+    local zt2 = z:totable()
+    for i = 1, C, 13 do
+      for j = 1, R, 7 do H.close(zt2[i][j + 2], 2 * at[i][j], 0, 0, "strided add_") end
+    end
+  end)
+end)
