@@ -173,8 +173,18 @@ int mf_binary_scalar(mf_tensor *out, const char *op, const mf_tensor *a, double 
   return -1;
 }
 
+/* b is another layout of a's storage: elements written early would be read
+   late (x:add_(x:t()), shifted narrows). The same layout is safe. */
+static int aliases(const mf_tensor *a, const mf_tensor *b) {
+  if (a->st != b->st) return 0;
+  int same = a->offset == b->offset && a->ndim == b->ndim;
+  for (int i = 0; same && i < a->ndim; ++i) same = a->shape[i] == b->shape[i] && a->strides[i] == b->strides[i];
+  return !same;
+}
+
 /* In place: a contiguous target is written directly (each element reads
-   only its own inputs first); any other view goes through a temporary. */
+   only its own inputs first); any other view, or an operand aliasing the
+   target, goes through a temporary. */
 int mf_binary_inplace(const char *op, mf_tensor *a, const mf_tensor *b) {
   int nd;
   int64_t sh[MF_MAX_DIMS];
@@ -186,7 +196,7 @@ int mf_binary_inplace(const char *op, mf_tensor *a, const mf_tensor *b) {
     return mf_fail("in-place result of shape %s cannot hold the broadcast of %s",
                    mf_shape_str(x, sizeof x, a->ndim, a->shape), mf_shape_str(y, sizeof y, b->ndim, b->shape));
   }
-  if (mf_is_contiguous(a)) return launch_binary(a, op, a, b);
+  if (mf_is_contiguous(a) && !aliases(a, b)) return launch_binary(a, op, a, b);
   mf_tensor t;
   if (mf_binary(&t, op, a, b)) return -1;
   int rc = mf_copy(a, &t);

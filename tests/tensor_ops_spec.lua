@@ -318,6 +318,32 @@ describe("in-place ops", function()
     assert.same(0, y:sum():item())
   end)
 
+  it("operands that alias the target (transposes, shifted narrows) read the old values", function()
+    local n = 70
+    local base = {}
+    for i = 1, n do base[i] = {} for j = 1, n do base[i][j] = (i - 1) * n + (j - 1) end end
+    local x = mf.tensor(base)
+    x:add_(x:t())
+    local e = {}
+    for i = 1, n do e[i] = {} for j = 1, n do e[i][j] = base[i][j] + base[j][i] end end
+    assert.same(e, x:totable())
+    local y = mf.tensor(base)
+    y:copy_(y:t())
+    assert.same(transpose(base), y:totable())
+    local z = mf.arange(10)
+    z:narrow(1, 2, 9):copy_(z:narrow(1, 1, 9)) -- shift right by one
+    assert.same({ 0, 0, 1, 2, 3, 4, 5, 6, 7, 8 }, z:totable())
+    local w = mf.arange(10)
+    w:narrow(1, 1, 9):sub_(w:narrow(1, 2, 9)) -- w[i] - w[i + 1], old values
+    assert.same({ -1, -1, -1, -1, -1, -1, -1, -1, -1, 9 }, w:totable())
+    local r = mf.tensor({ { 1, 2 }, { 3, 4 } })
+    r:mul_(r:narrow(1, 1, 1)) -- every row times the old first row
+    assert.same({ { 1, 4 }, { 3, 8 } }, r:totable())
+    local s = mf.tensor({ 1, 2, 3 })
+    s:mul_(s) -- the same layout is fine in place
+    assert.same({ 1, 4, 9 }, s:totable())
+  end)
+
   it("refuses in-place ops on tensors autograd tracks", function()
     local w = mf.ones({ 2 }):requires_grad()
     H.errors(function() w:add_(1) end, "moonflow.add_", "requires grad")

@@ -82,7 +82,13 @@ static int l_clamp(lua_State *L) {
 static int l_copy_(lua_State *L) {
   mf_tensor *d = lmf_check(L, 1, "copy_"), *s = lmf_check(L, 2, "copy_");
   mf_tensor v;
-  mf_view_of(&v, s);
+  /* a source in the target's storage is copied out first: otherwise elements
+     written early would be read late (shifted narrows, x:copy_(x:t())) */
+  if (s->st == d->st) {
+    if (mf_cast(&v, s, s->dtype)) return lmf_fail(L, "copy_");
+  } else {
+    mf_view_of(&v, s);
+  }
   int nd;
   int64_t sh[MF_MAX_DIMS];
   int rc = mf_broadcast_shape(d->ndim, d->shape, s->ndim, s->shape, &nd, sh);
