@@ -62,7 +62,7 @@ kernel void rand_int_i32(global int *out, int n, uint2 key, ulong offset,
     uint4 r = mf_draw(offset, j, key);
     uint w[4] = {r.x, r.y, r.z, r.w};
     for (int l = 0; l < 4 && 4 * j + l < n; ++l)
-      out[4 * j + l] = low + (int)mul_hi(w[l], range);
+      out[4 * j + l] = (int)((uint)low + mul_hi(w[l], range)); /* unsigned: no signed overflow */
   }
 }
 
