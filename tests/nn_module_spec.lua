@@ -216,6 +216,10 @@ describe("flat parameter buffer", function()
     assert.equal("f64", m:flat_parameters():dtype())
     assert.equal("f64", m.blocks[1].linear.weight:dtype())
     H.close(m(x:to("f64"), 0.4):totable(), y32, 1e-4, 1e-5)
+    -- or built in f64 from the start
+    local d = nn.VelocityMLP { dim = 2, hidden = 8, depth = 1, num_classes = 2, use_dt = true, dtype = "f64" }
+    assert.equal("f64", d:flat_parameters():dtype())
+    assert.equal("f64", d(x, 0.4, { dt = 0.1 }):dtype())
   end)
 end)
 
