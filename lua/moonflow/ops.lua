@@ -347,13 +347,14 @@ function O.reshape(x, shape) return apply(reshape, x, shape) end
 
 local permute = def("permute", {
   forward = function(ctx, x, perm)
+    local y = C.permute(x, perm) -- checks perm first
     local inv = {}
     for i, p in ipairs(perm) do
       local z = p < 0 and p + #perm + 1 or p
       inv[z] = i
     end
     ctx.perm, ctx.inv = perm, inv
-    return C.permute(x, perm)
+    return y
   end,
   vjp = function(ctx, g) return C.permute(g, ctx.inv) end,
   jvp = function(ctx, t) return C.permute(t, ctx.perm) end,
@@ -480,9 +481,10 @@ end
 -- index_select(x, dim, idx): rows of x; vjp adds g's rows back (index_add)
 local index_select = def("index_select", {
   forward = function(ctx, x, dim, idx)
+    local y = C.index_select(x, dim, idx) -- checks dim first
     ctx.dim, ctx.idx = dim, idx
     ctx.size = x:shape()[dim < 0 and dim + C.dim(x) + 1 or dim]
-    return C.index_select(x, dim, idx)
+    return y
   end,
   vjp = function(ctx, g) return C.index_add(g, ctx.dim, ctx.idx, ctx.size) end,
   jvp = function(ctx, t) return C.index_select(t, ctx.dim, ctx.idx) end,

@@ -79,10 +79,12 @@ mf_dtype lmf_dtype(lua_State *L, int idx, const char *fn) {
 }
 
 int lmf_dim(lua_State *L, int idx, int ndim, const char *fn) {
-  lua_Integer d = luaL_checkinteger(L, idx);
+  int ok;
+  lua_Integer d = lua_tointegerx(L, idx, &ok);
+  if (!ok) luaL_error(L, "moonflow.%s: a dim must be an integer, got %s", fn, luaL_tolstring(L, idx, NULL));
   lua_Integer z = d < 0 ? d + ndim : d - 1;
   if (z < 0 || z >= ndim)
-    luaL_error(L, "moonflow.%s: dim %d out of range for a tensor with %d dims", fn, (int)d, ndim);
+    luaL_error(L, "moonflow.%s: dim %I out of range for a tensor with %d dims", fn, d, ndim);
   return (int)z;
 }
 
