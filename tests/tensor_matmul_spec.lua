@@ -30,7 +30,13 @@ local function bmm(a, b)
   return c
 end
 
--- one launch (the gemm) and one allocation (the output): no operand copies
+-- one launch (the gemm) and one allocation (the output): no operand copies.
+-- On CPU devices f32 goes to cl/gemm.cl (one kernel); f64, and f32 with
+-- MOONFLOW_GEMM=clblast, go to CLBlast, which on PoCL enqueues exactly one
+-- XgemmDirect* kernel per call (checked by intercepting
+-- clEnqueueNDRangeKernel); mf_matmul counts either as one launch. On GPUs
+-- CLBlast's indirect path may add its own pad/transpose kernels, which
+-- mf.stats does not see: they are CLBlast's, not copies made by moonflow.
 local function no_copy(A, B)
   mf.synchronize()
   mf.reset_stats()
@@ -172,6 +178,27 @@ end
     local n = 64
     local A, B = rnd({ n, n }, 9), rnd({ n, n }, 10)
     H.close(mf.matmul(mf.tensor(A), mf.tensor(B)):totable(), mm(A, B), 1e-4, 1e-5)
+  end)
+
+  it("sizes that are not multiples of any tile, transposed and batched", function()
+    local m, k, n = 70, 45, 37
+    local A, B = rnd({ m, k }, 13), rnd({ k, n }, 14)
+    local ref = mm(A, B)
+    for _, dt in ipairs { "f32", "f64" } do
+      local tol = dt == "f64" and 1e-13 or 2e-5
+      H.close(mf.matmul(mf.tensor(A, dt), mf.tensor(B, dt)):totable(), ref, tol, 1e-5, dt)
+      H.close(no_copy(mf.tensor(tr(A), dt):t(), mf.tensor(tr(B), dt):t()):totable(), ref, tol, 1e-5, dt .. " TT")
+      -- a batch of 2 stored {2, m, k + 5}, narrowed: row stride k + 5, batch stride m (k + 5)
+      local S = rnd({ 2, m, k + 5 }, 15)
+      local A2 = mf.tensor(S, dt):narrow(3, 3, k)
+      local B2 = mf.tensor({ B, tr(mf.tensor(B):t():contiguous():totable()) }, dt) -- B twice
+      local out = no_copy(A2, B2):totable()
+      for bb = 1, 2 do
+        local Ab = {}
+        for i = 1, m do Ab[i] = { table.unpack(S[bb][i], 3, k + 2) } end
+        H.close(out[bb], mm(Ab, B), tol, 1e-5, dt .. " batch " .. bb)
+      end
+    end
   end)
 end)
 
