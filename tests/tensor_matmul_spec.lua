@@ -245,6 +245,23 @@ describe("index_select and gather", function()
     assert.same({ { z[1][2] }, { z[2][2] } }, r)
   end)
 
+  it("index tensors at an offset, and a large embedding lookup", function()
+    local idx = mf.tensor({ 9, 2, 0, 1, 7 }, "i32"):narrow(1, 2, 3) -- {2, 0, 1}, offset 1
+    assert.same({ x[3], x[1], x[2] }, mf.tensor(x):index_select(1, idx):totable())
+    local g = mf.tensor({ { 5, 1, 2, 0 }, { 5, 0, 0, 1 } }, "i32"):narrow(2, 2, 3) -- {{1, 2, 0}, {0, 0, 1}}
+    local e = { { x[2][1], x[3][2], x[1][3] }, { x[1][1], x[1][2], x[2][3] } }
+    assert.same(e, mf.tensor(x):gather(1, g):totable())
+    local V, D, N = 1000, 16, 3000
+    local tab = mf.arange(V * D):reshape { V, D } -- row r holds r * D .. r * D + D - 1
+    local ids = {}
+    for i = 1, N do ids[i] = (i * 7919) % V end
+    local out = tab:index_select(1, mf.tensor(ids, "i32")):totable()
+    for i = 1, N, 97 do
+      assert.equal(ids[i] * D, out[i][1])
+      assert.equal(ids[i] * D + D - 1, out[i][D])
+    end
+  end)
+
   it("gather takes idx[m] along dim for every position m", function()
     local idx = { { 3, 0, 1 }, { 0, 0, 2 } } -- {2, 3} into dim 1 of x {4, 3}
     local e = {}
