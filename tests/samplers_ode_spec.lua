@@ -210,5 +210,17 @@ describe("samplers: guidance, callbacks, fusion", function()
       assert(st.launches > 8)
       assert.equal(B, #out:totable())
     end
+    -- EDM with churn (its noise is drawn in the update kernel) and EulerJump on MeanFlow
+    local runs = {
+      { S.EDM { num_sampling_steps = 8, S_churn = 5 }, mf.interfaces.EDM { network = gm:network("edm") } },
+      { S.EulerJump { num_sampling_steps = 2 }, mf.interfaces.MeanFlow { network = gm:network("meanflow") } },
+    }
+    for _, r in ipairs(runs) do
+      mf.reset_stats()
+      r[1]:sample(mf.Generator(4), r[2], z, { cond = { y = y }, callback = function() end })
+      local st = mf.stats()
+      assert.equal(0, st.reads, r[1].name .. " read back during sampling")
+      assert.equal(0, st.writes, r[1].name .. " wrote from the host during sampling")
+    end
   end)
 end)

@@ -116,15 +116,17 @@ function GM:edm_moments(sigma)
 end
 
 ------------------------------------------------------------ device constants
--- Per-dtype constant tensors: mu {K, D}, mu3 {1, K, D}, s2 {1, K}, logw {1, K}, ks {1, K}.
+-- Per-dtype constant tensors, made once: mu {K, D}, mu3 {1, K, D}, s2 {1, K},
+-- logw {1, K}, ks {1, K}, sd {K, 1}, cw {1, K-1}, s2y {K+1, 1}.
 function GM:_const(dt)
   local c = self._c[dt]
   if c then return c end
   local K, D = self.num_components, self.dim
-  local s2, lw, ks, sd = {}, {}, {}, {}
+  local s2, lw, ks, sd, s2y = {}, {}, {}, {}, {}
   for k = 1, K do
-    s2[k], lw[k], ks[k], sd[k] = self.stds[k] ^ 2, math.log(self.weights[k]), k - 1, { self.stds[k] }
+    s2[k], lw[k], ks[k], sd[k], s2y[k] = self.stds[k] ^ 2, math.log(self.weights[k]), k - 1, { self.stds[k] }, { self.stds[k] ^ 2 }
   end
+  s2y[K + 1] = { 0 / 0 } -- the null label: no closed-form average velocity
   local cw = {}
   local acc = 0
   for k = 1, K - 1 do acc = acc + self.weights[k]; cw[k] = acc end
@@ -135,6 +137,7 @@ function GM:_const(dt)
     ks = mf.tensor({ ks }, { dtype = dt }),
     sd = mf.tensor(sd, { dtype = dt }),
     cw = K > 1 and mf.tensor({ cw }, { dtype = dt }) or nil,
+    s2y = mf.tensor(s2y, { dtype = dt }),
   }
   c.mu3 = c.mu:reshape { 1, K, D }
   self._c[dt] = c
@@ -381,12 +384,6 @@ function GM:_labelled_average_velocity(x_t, t, r, cond)
   local B = tt:shape()[1]
   local rr = col(r, B, dt, fn, "r")
   local c = self:_const(dt)
-  if not c.s2y then
-    local s2 = {}
-    for k = 1, self.num_components do s2[k] = { self.stds[k] ^ 2 } end
-    s2[#s2 + 1] = { 0 / 0 } -- the null label
-    c.s2y = mf.tensor(s2, { dtype = dt })
-  end
   local mu, s2 = c.mu:index_select(1, y), c.s2y:index_select(1, y)
   local a, ar = 1 - tt, 1 - rr
   local V, Vr = a:square() * s2 + tt:square(), ar:square() * s2 + rr:square()
