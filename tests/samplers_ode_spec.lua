@@ -131,6 +131,8 @@ describe("samplers: guidance, callbacks, fusion", function()
       local b = s:sample(mf.Generator(1), iface, z, { cond = { y = y }, guidance_scale = 1 })
       assert.equal(calls, net.calls - calls, name .. " made extra calls")
       assert.same(a:totable(), b:totable())
+      -- a label tensor as cond, as the interfaces take it
+      assert.same(a:totable(), s:sample(mf.Generator(1), iface, z, { cond = y }):totable())
     end
   end)
 

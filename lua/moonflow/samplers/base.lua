@@ -145,7 +145,8 @@ function B:prepare(net, x, opts, method)
     self:fail(method, "g_net must be an interface with :pred, got %s", type(g))
   end
   local cond = opts.cond
-  if cond ~= nil and type(cond) ~= "table" then self:fail(method, "cond must be a table, got %s", type(cond)) end
+  if mf.is_tensor(cond) then cond = { y = cond } end -- a label tensor, as the interfaces take it
+  if cond ~= nil and type(cond) ~= "table" then self:fail(method, "cond must be a table {y = ...}, got %s", type(cond)) end
   local st = { _prepared = true, net = net, g_net = g, scale = scale, guided = scale ~= 1, cond = cond,
     want_denoised = opts.want_denoised, num_steps = opts.num_steps or self.num_sampling_steps }
   if st.guided then
