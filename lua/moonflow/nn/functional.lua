@@ -1,6 +1,7 @@
--- Functional forms of the layers, built from differentiable ops (so both
--- reverse and forward mode work through them). Fused versions replace these
--- bodies where a kernel pays; the signatures stay.
+-- Functional forms of the layers. linear and layer_norm run the fused
+-- kernels of nn/fused.lua (each with its vjp and jvp); *_composite are the
+-- same layers built from single differentiable ops, the reference the fused
+-- ones are tested against.
 local core = require "moonflow.core"
 local O = require "moonflow.ops"
 local A = require "moonflow.autograd"
