@@ -165,6 +165,23 @@ describe("samplers: guidance, callbacks, fusion", function()
     H.close(eg:totable(), (x + (vu + (vc - vu) * w) * h):totable(), 1e-5, 1e-5, "g_net")
   end)
 
+  it("marks its step times all_same, which VelocityMLP embeds once with the same result", function()
+    local seen
+    local spy = setmetatable({ pred = function(self, x, t, c) seen = t; return SH.sit():pred(x, t, c) end }, {})
+    S.Euler { num_sampling_steps = 2 }:sample(nil, spy, z)
+    assert.is_true(seen.all_same)
+    local net = mf.nn.VelocityMLP { dim = 2, hidden = 32, depth = 2, generator = mf.Generator(1) }
+    local t1 = mf.full({ B }, 0.37)
+    local t2 = mf.full({ B }, 0.37)
+    t2.all_same = true
+    local a = mf.no_grad(function() return net(z, t1) end)
+    local l1 = SH.launches(function() return mf.no_grad(function() return net(z, t1) end) end)
+    local b = mf.no_grad(function() return net(z, t2) end)
+    H.close(b:totable(), a:totable(), 1e-6, 1e-7)
+    -- one embedding row: one copy kernel more, two B-row matrix products fewer
+    assert.equal(l1 + 1, SH.launches(function() return mf.no_grad(function() return net(z, t2) end) end))
+  end)
+
   it("calls back after each step with i, t, x and the denoised estimate", function()
     local sit = SH.sit()
     local seen = {}

@@ -254,6 +254,13 @@ function TimestepEmbedding.new(hidden, opts)
 end
 -- t: {B} tensor (or a number with opts B)
 function TimestepEmbedding:forward(t)
+  -- t.all_same marks a {B} tensor whose rows hold one time (a sampler's step,
+  -- lua/moonflow/samplers): embed one row and expand it, a third of the
+  -- sampler's matrix products saved
+  local B = core.numel(t)
+  if B > 1 and t.all_same and core.dim(t) == 1 then
+    return O.contiguous(O.expand(self:forward(O.narrow(t, 1, 1, 1)), { B, self.hidden }))
+  end
   local dt = core.dtype(self.linear1.weight)
   if core.dtype(t) ~= dt then t = O.to(t, dt) end
   local f = F.timestep_features(t, self.freq_dim, self.max_period, self.scale, dt)

@@ -175,9 +175,12 @@ function B.both(st, call)
   return c, call(st.g_net, st.ucond)
 end
 
--- a {B} tensor of time t in x's dtype
+-- a {B} tensor of time t in x's dtype, marked all_same: every row holds t,
+-- so a network may embed it once (nn.TimestepEmbedding does)
 function B.tvec(t, x)
-  return mf.full({ x:shape()[1] }, t, { dtype = x:dtype() })
+  local v = mf.full({ x:shape()[1] }, t, { dtype = x:dtype() })
+  v.all_same = true
+  return v
 end
 
 -- The generator of the noise: a Generator, or the sample stream of an Rngs.
