@@ -71,7 +71,12 @@ function Train.build(cfg, rngs, dim)
   local ncfg = Config.copy(cfg.network)
   ncfg.dim = ncfg.dim or dim
   ncfg.rngs = rngs
-  if kind == "MeanFlow" and ncfg.use_dt == nil then ncfg.use_dt = true end
+  if kind == "MeanFlow" then
+    if ncfg.use_dt == nil then ncfg.use_dt = true end
+    -- MeanFlow's target differentiates u in t: DiT's embedding scale (1000)
+    -- makes du/dt huge and training collapses (scripts/configs/checkerboard_meanflow.lua)
+    if ncfg.t_scale == nil then ncfg.t_scale = 1 end
+  end
   local net = mf.nn.VelocityMLP(ncfg)
   local function make(network)
     local o = Config.copy(ic)
