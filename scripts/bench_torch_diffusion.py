@@ -26,7 +26,7 @@ except Exception as e:  # noqa: BLE001
     print(f"bench_torch_diffusion: PyTorch not available ({e}); nothing to compare")
     sys.exit(0)
 
-torch.set_num_threads(os.cpu_count() or 1)
+torch.set_num_threads(int(os.environ.get("MOONFLOW_TORCH_THREADS", "2")))
 H, DEPTH, CLASSES = 256, 4, 10
 
 
@@ -148,6 +148,11 @@ def main():
             x, y = torch.randn(B, 2), torch.randint(0, CLASSES, (B,))
             sps = steps_per_second(fn, net, x, y)
             print(f"{name:8s} B={B:<5d} {sps:8.2f} steps/s  {1e3 / sps:8.1f} ms/step")
+
+
+def run(ctx):
+    """The diffusion section of scripts/bench_torch.py."""
+    main()
 
 
 if __name__ == "__main__":
