@@ -26,6 +26,43 @@ end
 
 ctx.now = mf.core.clock
 
+-- stdout of a shell command ("" when it cannot run)
+function ctx.sh(cmd)
+  local f = io.popen(cmd .. " 2>/dev/null")
+  if not f then return "" end
+  local out = f:read("a") or ""
+  f:close()
+  return out
+end
+
+-- Best seconds per call of fn: batches of `inner` calls then one synchronize,
+-- `reps` batches; garbage collected between batches so outputs come back
+-- from the allocator's pool (warm pages) rather than fresh buffers.
+function ctx.per_call(fn, inner, reps)
+  fn()
+  mf.synchronize()
+  local best = math.huge
+  for _ = 1, reps do
+    collectgarbage()
+    local s = ctx.now()
+    for _ = 1, inner do fn() end
+    mf.synchronize()
+    best = math.min(best, (ctx.now() - s) / inner)
+  end
+  return best
+end
+
+-- The STREAM triad over host memory in GB/s (build/bin/stream_triad, OpenMP),
+-- best of `runs` runs; nil when it is not built.
+function ctx.triad(runs)
+  local best
+  for _ = 1, runs or 3 do
+    local v = tonumber(ctx.sh(("%q %d 20"):format(ctx.build .. "/bin/stream_triad", 1 << 24)))
+    if v and (not best or v > best) then best = v end
+  end
+  return best
+end
+
 print(("device: %s (%s)"):format(mf.device().name, mf.device().type))
 for _, name in ipairs(want) do
   local path = ("%s/scripts/bench/%s.lua"):format(root, name)

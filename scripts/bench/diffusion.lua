@@ -9,37 +9,14 @@
 -- Every figure is a best of several runs: the machine may be shared.
 local SHAPES = { { 256, 4096 }, { 1024, 12288 }, { 4096, 4096 }, { 65536, 2 }, { 1000, 3071 } }
 
-local function sh(cmd)
-  local f = io.popen(cmd .. " 2>/dev/null")
-  if not f then return "" end
-  local out = f:read("a") or ""
-  f:close()
-  return out
-end
 
 return function(ctx)
   local mf, now = ctx.mf, ctx.now
   local C = mf.core
 
-  local function per_call(fn, inner, reps)
-    fn()
-    mf.synchronize()
-    local best = math.huge
-    for _ = 1, reps do
-      collectgarbage()
-      local s = now()
-      for _ = 1, inner do fn() end
-      mf.synchronize()
-      best = math.min(best, (now() - s) / inner)
-    end
-    return best
-  end
+  local per_call = ctx.per_call
 
-  local triad = 0
-  for _ = 1, 3 do
-    local v = tonumber(sh(("%q %d 20"):format(ctx.build .. "/bin/stream_triad", 1 << 24)))
-    if v and v > triad then triad = v end
-  end
+  local triad = ctx.triad() or 0
   if triad > 0 then
     print(("STREAM triad (host, 16M floats): %.2f GB/s"):format(triad))
   else

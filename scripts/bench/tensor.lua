@@ -11,13 +11,6 @@ local SIZES = { 16, 18, 20, 22, 24 } -- log2 elements
 local GEMM = { 256, 512, 1024, 2048 }
 local COLS = 1024                    -- row length of the noising op's {rows, cols}
 
-local function sh(cmd)
-  local f = io.popen(cmd .. " 2>/dev/null")
-  if not f then return "" end
-  local out = f:read("a") or ""
-  f:close()
-  return out
-end
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -29,35 +22,12 @@ return function(ctx)
   local mf, now = ctx.mf, ctx.now
   local C = mf.core
 
-  -- Best seconds per call of fn: batches of `inner` calls then one synchronize,
-  -- `reps` batches; garbage collected between batches so outputs come back
-  -- from the allocator's pool (warm pages) rather than fresh buffers.
-  local function per_call(fn, inner, reps)
-    fn()
-    mf.synchronize()
-    local best = math.huge
-    for _ = 1, reps do
-      collectgarbage()
-      local s = now()
-      for _ = 1, inner do fn() end
-      mf.synchronize()
-      best = math.min(best, (now() - s) / inner)
-    end
-    return best
-  end
+  local per_call, sh = ctx.per_call, ctx.sh
   -- calls per batch so that a batch moves about 128 MB (at least one call)
   local function inner_for(bytes) return math.max(1, math.floor(128e6 / bytes)) end
 
   ------------------------------------------------------------ machine limits
-  local function triad()
-    local best = 0
-    for _ = 1, 3 do
-      local v = tonumber(sh(("%q %d 20"):format(ctx.build .. "/bin/stream_triad", 1 << 24)))
-      if v and v > best then best = v end
-    end
-    return best > 0 and best or nil
-  end
-  local triad0 = triad()
+  local triad0 = ctx.triad()
 
   local host = {}
   local hs = ctx.build .. "/bin/host_sgemm"
@@ -120,7 +90,7 @@ return function(ctx)
     enq, total = math.min(enq, (t1 - t0) / N), math.min(total, (t2 - t0) / N)
   end
 
-  local triad1 = triad() -- again after the device work: the better of the two
+  local triad1 = ctx.triad() -- again after the device work: the better of the two
   local limit = (triad0 or triad1) and math.max(triad0 or 0, triad1 or 0) or nil
 
   ---------------------------------------------------------------- report
