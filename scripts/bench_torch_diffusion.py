@@ -15,9 +15,11 @@ import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_torch_net import velocity_mlp  # noqa: E402
+
 try:
     import torch
-    import torch.nn as tnn
     try:
         from torch.func import jvp  # torch >= 2.0
     except ImportError:
@@ -30,46 +32,12 @@ torch.set_num_threads(int(os.environ.get("MOONFLOW_TORCH_THREADS", "2")))
 H, DEPTH, CLASSES = 256, 4, 10
 
 
-def timestep_features(t, dim=256, max_period=10000.0, scale=1000.0):
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=t.dtype) / half)
-    args = (t * scale)[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+_VelocityMLP = velocity_mlp(torch)
 
 
-class TimestepEmbedding(tnn.Module):
-    def __init__(self, hidden):
-        super().__init__()
-        self.l1, self.l2 = tnn.Linear(256, hidden), tnn.Linear(hidden, hidden)
-
-    def forward(self, t):
-        return self.l2(torch.nn.functional.silu(self.l1(timestep_features(t))))
-
-
-class Block(tnn.Module):
-    def __init__(self, hidden):
-        super().__init__()
-        self.norm, self.linear = tnn.LayerNorm(hidden), tnn.Linear(hidden, hidden)
-
-    def forward(self, h, c):
-        return h + self.linear(torch.nn.functional.silu(self.norm(h) + c))
-
-
-class VelocityMLP(tnn.Module):
-    def __init__(self, dim=2, hidden=H, depth=DEPTH, num_classes=CLASSES):
-        super().__init__()
-        self.in_proj = tnn.Linear(dim, hidden)
-        self.t_embed, self.dt_embed = TimestepEmbedding(hidden), TimestepEmbedding(hidden)
-        self.y_embed = tnn.Embedding(num_classes + 1, hidden)
-        self.blocks = tnn.ModuleList([Block(hidden) for _ in range(depth)])
-        self.final_norm, self.out_proj = tnn.LayerNorm(hidden), tnn.Linear(hidden, dim)
-
-    def forward(self, x, t, y, dt):
-        c = self.t_embed(t) + self.y_embed(y) + self.dt_embed(dt)
-        h = self.in_proj(x) + c
-        for b in self.blocks:
-            h = b(h, c)
-        return self.out_proj(torch.nn.functional.silu(self.final_norm(h)))
+def VelocityMLP():
+    """The benchmark's network: 10 classes and a dt embedding."""
+    return _VelocityMLP(dim=2, hidden=H, depth=DEPTH, num_classes=CLASSES, use_dt=True)
 
 
 def sit_step(net, x, y):

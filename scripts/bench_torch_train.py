@@ -3,61 +3,17 @@
 hidden 256, depth 4) and SiT training step with AdamW, at batch 256 and 4096.
 Run through scripts/bench_torch.py (section "train": run(ctx)) or alone.
 A benchmark peer only, never a dependency: exits 0 when torch is missing."""
-import math
+import os
 import sys
 import time
 
-
-def build(torch):
-    nn = torch.nn
-    silu = torch.nn.functional.silu
-
-    class TimestepEmbedding(nn.Module):
-        # sinusoidal features of 1000 t (256 frequencies), then Linear, SiLU, Linear
-        def __init__(self, hidden, freq_dim=256, scale=1000.0, max_period=10000.0):
-            super().__init__()
-            half = freq_dim // 2
-            f = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half) * scale
-            self.register_buffer("freqs", f[None, :])
-            self.linear1 = nn.Linear(freq_dim, hidden)
-            self.linear2 = nn.Linear(hidden, hidden)
-
-        def forward(self, t):
-            a = t[:, None] * self.freqs
-            return self.linear2(silu(self.linear1(torch.cat([torch.cos(a), torch.sin(a)], dim=1))))
-
-    class Block(nn.Module):
-        # h + linear(silu(norm(h) + c))
-        def __init__(self, hidden):
-            super().__init__()
-            self.norm = nn.LayerNorm(hidden)
-            self.linear = nn.Linear(hidden, hidden)
-
-        def forward(self, h, c):
-            return h + self.linear(silu(self.norm(h) + c))
-
-    class VelocityMLP(nn.Module):
-        def __init__(self, dim=2, hidden=256, depth=4):
-            super().__init__()
-            self.in_proj = nn.Linear(dim, hidden)
-            self.t_embed = TimestepEmbedding(hidden)
-            self.blocks = nn.ModuleList([Block(hidden) for _ in range(depth)])
-            self.final_norm = nn.LayerNorm(hidden)
-            self.out_proj = nn.Linear(hidden, dim)
-
-        def forward(self, x, t):
-            c = self.t_embed(t)
-            h = self.in_proj(x) + c
-            for b in self.blocks:
-                h = b(h, c)
-            return self.out_proj(silu(self.final_norm(h)))
-
-    return VelocityMLP
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_torch_net import velocity_mlp  # noqa: E402
 
 
 def run(ctx):
     torch = ctx.torch
-    VelocityMLP = build(torch)
+    VelocityMLP = velocity_mlp(torch)
     torch.manual_seed(0)
     for B in (256, 4096):
         net = VelocityMLP()
