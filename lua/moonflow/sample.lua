@@ -21,7 +21,7 @@ function S.run(o)
   local cfg = config_of(ck, o.ckpt)
   local seed = tonumber(o.seed) or cfg.seed
   local rngs = mf.Rngs(math.tointeger(seed) or cfg.seed)
-  local d = mf.data.toy(cfg.data.name, setmetatable({ rngs = rngs }, { __index = cfg.data }))
+  local d = Train.data_source(cfg, rngs)
   local net, _, make_model = Train.build(cfg, rngs, d.dim or 2)
   if o.raw or not ck.ema then
     net:load_state_dict(ck.model)
@@ -32,8 +32,9 @@ function S.run(o)
   end
   local ev = {}
   for k, v in pairs(cfg.evals[1]) do ev[k] = v end
+  ev.sampler = ev.sampler or "Euler"
   if o.sampler then
-    local same = o.sampler:lower() == (ev.sampler or "Euler"):lower()
+    local same = o.sampler:lower() == ev.sampler:lower()
     local kinds = { euler = "Euler", eulerjump = "EulerJump", heun = "Heun", eulermaruyama = "EulerMaruyama", edm = "EDM" }
     local kind = kinds[o.sampler:lower():gsub("[_-]", "")]
     if not kind then error(("moonflow.sample: unknown sampler %q (Euler, EulerJump, Heun, EulerMaruyama, EDM)"):format(o.sampler), 0) end
@@ -51,10 +52,8 @@ function S.run(o)
   local out = o.out or (dir .. "/samples.png")
   ev.name = ("%s_%dsteps"):format(ev.sampler:lower(), ev.num_sampling_steps or 0)
   ev.picture = out
-  local results = Train.evaluate(cfg, make_model, net, d, rngs, nil, { evals = { ev }, n = n })
-  local r = results[1]
-  mf.plot.scatter(out, r.samples, { reference = d:batch(n), title = r.name })
-  r.picture, r.n = out, n
+  local r = Train.evaluate(cfg, make_model, net, d, rngs, nil, { evals = { ev }, n = n })[1]
+  r.n = n
   r.floor = mf.metrics.energy_floor(d, n)
   return r
 end

@@ -39,7 +39,7 @@ function Train.complete(cfg)
 end
 
 ------------------------------------------------------------------ building
-local function data_source(cfg, rngs)
+function Train.data_source(cfg, rngs)
   local d = Config.copy(cfg.data)
   d.rngs = rngs
   return mf.data.toy(d.name, d)
@@ -109,14 +109,7 @@ Train.lr_at = lr_at
 
 ------------------------------------------------------------------- running
 local function mkdir(path) os.execute(("mkdir -p %q"):format(path)) end
-
-local function write_file(path, text)
-  local tmp = path .. ".tmp"
-  local f = assert(io.open(tmp, "w"))
-  f:write(text)
-  f:close()
-  assert(os.rename(tmp, path))
-end
+local write_file = mf.core.write_file -- temp file, fsync, rename
 
 -- Samples with each configured sampler from the EMA model; returns a list of
 -- {name, samples, energy, picture}.
@@ -136,8 +129,10 @@ function Train.evaluate(cfg, make_model, ema_net, data, rngs, out, opts)
     local fresh = data:batch(n)
     local ed = mf.metrics.energy_distance(x, fresh)
     local name = ev.name or ("%s_%dsteps"):format(kind:lower(), ev.num_sampling_steps or 0)
-    local pic = out and (out .. "/" .. (ev.picture or ("samples_" .. name .. ".png")))
-    if pic then mf.plot.scatter(pic, x, { reference = reference, title = name }) end
+    -- ev.picture is a file name inside `out`, or a path of its own without `out`
+    local pic = ev.picture or ("samples_" .. name .. ".png")
+    if out then pic = out .. "/" .. pic end
+    mf.plot.scatter(pic, x, { reference = reference, title = name })
     results[#results + 1] = { name = name, samples = x, energy = ed, picture = pic }
   end
   return results
@@ -151,7 +146,7 @@ function Train.run(cfg, opts)
   mkdir(out)
   write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
   local rngs = mf.Rngs(cfg.seed)
-  local data = data_source(cfg, rngs)
+  local data = Train.data_source(cfg, rngs)
   local dim = data.dim or 2
   local net, trainer, make_model = Train.build(cfg, rngs, dim)
   local ocfg, total = cfg.optimizer, cfg.steps
