@@ -5,9 +5,9 @@
 -- Precision. Every conversion runs in float64 inside, its operands entering
 -- as they are (an f64 eps is not rounded to an f32 x0 first), and returns
 -- fastgen's dtype: x0's for add_noise, x0_to_eps, x0_to_flow, noisy_latents'
--- (argument 2) for pred_noise_to_pred_x0, pred_x0_from_flow. On a device without cl_khr_fp64
--- (or with MOONFLOW_DISABLE_FP64=1) the same functions run in float-float
--- arithmetic (hi + lo pairs of f32, about 48 bits). To carry f64-accurate
+-- (argument 2) for pred_noise_to_pred_x0, pred_x0_from_flow. On a device
+-- without cl_khr_fp64 (or with MOONFLOW_DISABLE_FP64=1) the same functions
+-- run in float-float arithmetic (hi + lo pairs of f32, about 48 bits). To carry f64-accurate
 -- values where f64 tensors cannot exist, data enter and leave as rf.FF
 -- values: rf.ff(nested Lua doubles | number | tensor) splits them into
 -- (hi, lo) exactly, and ff:totable() gives back Lua doubles. t may be a Lua
