@@ -2,10 +2,12 @@
 -- process, its inversions and timestep sampling. RF convention:
 -- alpha_t = 1 - t, sigma_t = t, x_t = (1 - t) x_0 + t eps, t in [0, 1].
 --
--- Precision. Every conversion runs in float64 inside and returns the input's
--- dtype (f32 in, f32 out; f64 in, f64 out). On a device without cl_khr_fp64
--- (or with MOONFLOW_DISABLE_FP64=1) the same functions run in float-float
--- arithmetic (hi + lo pairs of f32, about 48 bits). To carry f64-accurate
+-- Precision. Every conversion runs in float64 inside, its operands entering
+-- as they are (an f64 eps is not rounded to an f32 x0 first), and returns
+-- fastgen's dtype: x0's for add_noise, x0_to_eps, x0_to_flow, noisy_latents'
+-- (argument 2) for pred_noise_to_pred_x0, pred_x0_from_flow. On a device
+-- without cl_khr_fp64 (or with MOONFLOW_DISABLE_FP64=1) the same functions
+-- run in float-float arithmetic (hi + lo pairs of f32, about 48 bits). To carry f64-accurate
 -- values where f64 tensors cannot exist, data enter and leave as rf.FF
 -- values: rf.ff(nested Lua doubles | number | tensor) splits them into
 -- (hi, lo) exactly, and ff:totable() gives back Lua doubles. t may be a Lua
@@ -130,6 +132,9 @@ local function t_parts(fn, t, B)
   return hi, lo
 end
 
+-- the argument whose dtype a result takes (fastgen's original_dtype)
+local KEEP = { add_noise = 1, pred_noise_to_pred_x0 = 2, pred_x0_from_flow = 2, x0_to_eps = 1, x0_to_flow = 1 }
+
 local function conv(fn, a, b, t)
   check(fn, a, "argument 1")
   check(fn, b, "argument 2")
@@ -142,8 +147,10 @@ local function conv(fn, a, b, t)
   local B = (a:shape())[1] or 1
   local ff_in = is_ff(a) or is_ff(b) or is_ff(t)
   if not ff_in and has_fp64() then
-    if C.dtype(b) ~= C.dtype(a) then b = O.to(b, C.dtype(a)) end
-    return D.rf_conv(fn, a, b, t64(fn, t, B))
+    if C.dtype(a) == C.dtype(b) then return D.rf_conv(fn, a, b, t64(fn, t, B)) end
+    -- mixed dtypes: both exactly to f64, one rounding to the kept dtype at the end
+    local out = C.dtype(KEEP[fn] == 2 and b or a)
+    return O.to(D.rf_conv(fn, O.to(a, "f64"), O.to(b, "f64"), t64(fn, t, B)), out)
   end
   local ah, al = parts(a)
   local bh, bl = parts(b)
@@ -251,8 +258,9 @@ end
 -- p_mean (0), p_std (1), shift (1)}; opts = {generator, dtype ("f32")}.
 --   uniform:     U(min_t, max_t)
 --   logitnormal: sigmoid(N(p_mean, p_std)) (max_t - min_t) + min_t
---   lognormal:   exp(N(p_mean, p_std)) truncated to (min_t, max_t): u uniform
---                between Phi of the log-bounds, z = Phi^-1(u) in float64
+--   lognormal:   exp(N(p_mean, p_std)) truncated to (max(min_t, 1e-12), max_t)
+--                as fastgen: u uniform between Phi of the log-bounds, z = Phi^-1(u)
+--                in float64
 --   shifted:     shift t / (1 + (shift - 1) t) of t ~ U(min_t, max_t)
 --   polynomial:  uniform over linspace(min_t, max_t, 1000)
 -- all clamped to [min_t, max_t].
@@ -283,7 +291,7 @@ function R.sample_timesteps(n, cfg, opts)
   elseif key == "logitnormal" then
     t = C.binary("add", C.binary("mul", C.unary("sigmoid", g:normal({ n }, { mean = mu, std = sd, dtype = dt })), hi - lo), lo)
   elseif key == "lognormal" then
-    local ulo = lo > 0 and Phi((math.log(lo) - mu) / sd) or 0
+    local ulo = Phi((math.log(math.max(lo, 1e-12)) - mu) / sd)
     local uhi = Phi((math.log(hi) - mu) / sd)
     local u = g:uniform({ n }, { low = ulo, high = uhi, dtype = dt })
     t = C.unary("exp", C.binary("add", C.binary("mul", D.ndtri(u), sd), mu))

@@ -35,11 +35,13 @@ function Interface.normalize_dist(name)
   return (name:lower():gsub("[_%-%s]", ""))
 end
 
+-- an option of the default's type (a number, or a boolean switch)
 local function num_opt(opts, k, default, cls)
   local v = opts[k]
   if v == nil then return default end
-  if type(v) ~= "number" then
-    error(("moonflow.interfaces.%s: %s must be a number, got %s"):format(cls.__name, k, type(v)), 4)
+  local want = type(default) == "boolean" and "boolean" or "number"
+  if type(v) ~= want then
+    error(("moonflow.interfaces.%s: %s must be a %s, got %s"):format(cls.__name, k, want, type(v)), 4)
   end
   return v
 end

@@ -20,10 +20,14 @@ MeanFlow.DEFAULTS = {
   train_time_dist_type = "uniform", t_mu = 0.0, t_sigma = 1.0, n_mu = 0.0, n_sigma = 1.0, x_sigma = 0.5,
   guidance_scale = 1.0, guidance_mixture_ratio = 0.5, guidance_t_min = 0.0, guidance_t_max = 1.0,
   norm_eps = 1e-3, norm_power = 1.0, fm_portion = 0.75, cond_drop_ratio = 0.5, t_shift_base = 4096,
+  loss_t_shift = false,
 }
 
 -- opts: the SiT options plus guidance_scale, guidance_mixture_ratio,
--- guidance_t_min, guidance_t_max, norm_eps, norm_power, fm_portion, cond_drop_ratio
+-- guidance_t_min, guidance_t_max, norm_eps, norm_power, fm_portion, cond_drop_ratio,
+-- and loss_t_shift (an extension, false by default as in diffuse_nnx, whose
+-- MeanFlow loss never shifts): true shifts t and r in loss like SiT's t, by
+-- sqrt(prod(x.shape[2..]) / t_shift_base); t_shift_base is used only then.
 function MeanFlow.new(opts)
   local self = SiT.new(opts, MeanFlow)
   for _, k in ipairs { "fm_portion", "cond_drop_ratio" } do
@@ -65,7 +69,7 @@ end
 
 -- Condition dropout: m ~ Binomial(B, cond_drop_ratio) (B Bernoulli draws
 -- counted on the device), and the first m rows get neg_y and the unguided
--- velocity n - x. Returns (v, y).
+-- velocity n - x. Returns (v, y); y = nil (an unconditional network) stays nil.
 function MeanFlow:cond_drop(x, n, v, y, neg_y)
   local B = (x:shape())[1]
   local u = self.rngs.label_dropout:uniform({ B })
@@ -78,7 +82,9 @@ function MeanFlow:cond_drop(x, n, v, y, neg_y)
   return v, y
 end
 
--- runs fn with the network in eval mode (restored after)
+-- runs fn with the network in eval mode, restored after. (diffuse_nnx calls
+-- network.eval() and returns before network.train() when k = 0, leaving the
+-- training pass without dropout; here only the guidance pass runs in eval.)
 local function in_eval(net, fn)
   local was = type(net) == "table" and net.training and type(net.eval) == "function"
   if was then net:eval() end
@@ -89,10 +95,13 @@ local function in_eval(net, fn)
 end
 
 -- Instantaneous velocity with guidance (MeanFlow paper, eq. 13 and 19):
---   v = n - x outside [guidance_t_min, guidance_t_max] (and without labels),
+--   v = n - x outside [guidance_t_min, guidance_t_max],
 --   v~ = w v + (1 - w - k) v_uncond + k v_cond inside, w = guidance_scale,
 --   k = guidance_mixture_ratio, v_(un)cond = u(x_t, t, t | y or neg_y) from
 --   the network in eval mode without gradient. No network call when w = 1, k = 0.
+-- Without labels y (and neg_y) is the null label (none for a network without
+-- num_classes), as in diffuse_nnx: both branches are u(x_t, t, t | null), so
+-- one call gives v~ = w v + (1 - w) v_uncond, and none when w = 1.
 -- cond = {y, neg_y}; returns (v, y, neg_y).
 function MeanFlow:insta_velocity(x, n, t, cond)
   cond = Interface.cond_of(cond)
@@ -100,10 +109,17 @@ function MeanFlow:insta_velocity(x, n, t, cond)
   local x_t, v = D.sit_noise_target(x, n, tb)
   local y, neg_y = cond.y, cond.neg_y
   local B = (x:shape())[1]
+  local nc = type(self.network) == "table" and self.network.num_classes or nil
+  if y == nil and nc ~= nil then y = C.full({ B }, nc, "i32") end
+  if y == nil and neg_y ~= nil then
+    error("moonflow.interfaces.MeanFlow: neg_y given without y and the network declares no num_classes", 2)
+  end
   if y ~= nil and neg_y == nil then neg_y = self:null_label(B) end
   local w, k = self.guidance_scale, self.guidance_mixture_ratio
-  if y == nil or (w == 1 and k == 0) then return v, y, neg_y end
+  if w == 1 and k == 0 then return v, y, neg_y end
   local ku = 1 - w - k
+  if cond.y == nil and cond.neg_y == nil then ku, k = 1 - w, 0 end -- one branch: u(. | null)
+  if ku == 0 and k == 0 then return v, y, neg_y end
   local v_cond, v_unc = A.no_grad(function()
     return in_eval(self.network, function()
       local zero = C.full({ B }, 0, C.dtype(x))
@@ -133,7 +149,7 @@ function MeanFlow:target(x, n, t, r, cond)
   cond = Interface.cond_of(cond)
   local tb, rb = self:_t(t, x, "MeanFlow.target"), self:_t(r, x, "MeanFlow.target")
   local v, y, neg_y = self:insta_velocity(x, n, tb, cond)
-  if y ~= nil then v, y = self:cond_drop(x, n, v, y, neg_y) end
+  v, y = self:cond_drop(x, n, v, y, neg_y)
   local x_t = self:sample_x_t(x, n, tb)
   local c2 = Interface.with(cond, { y = y, neg_y = false })
   local B = (x:shape())[1]
@@ -171,14 +187,15 @@ function MeanFlow:score(x_t, t, cond)
   return O.neg(O.div(O.add(x_t, Interface.scale(O.sub(1, tb), u)), Interface.bcast_right(tb, x_t)))
 end
 
--- L = sum((u - target)^2) per sample, times sg(1 / (L + norm_eps)^norm_power);
--- t and r shifted like SiT's t (the shift is monotone, so r <= t stays).
+-- L = sum((u - target)^2) per sample, times sg(1 / (L + norm_eps)^norm_power),
+-- (t, r) from sample_t_r as they are; with loss_t_shift, t and r shifted like
+-- SiT's t (the shift is monotone, so r <= t stays).
 -- opts.return_aux adds out (u), features (of the u pass), t, r, n, target, weight.
 function MeanFlow:loss(x, cond, opts)
   local B = (x:shape())[1]
   local dt = C.dtype(x)
   local t, r = self:sample_t_r({ B }, dt)
-  local shift = self:shift_of(x)
+  local shift = self.loss_t_shift and self:shift_of(x) or 1
   if shift ~= 1 then t, r = Interface.t_shift(t, shift), Interface.t_shift(r, shift) end
   local n = self:sample_n(x:shape(), dt)
   local u, target, features = self:target(x, n, t, r, cond)
