@@ -13,14 +13,14 @@ describe("moonflow checkpoints", function()
   local ckpt = dir .. "/checkpoint.safetensors"
   teardown(function() P.run(("rm -rf %q*"):format(dir)) end)
 
-  -- a copy of the checkpoint whose metadata entry `config` holds `json`
-  local function with_config(json, name)
+  -- a copy of the checkpoint whose metadata entry `entry` (default config) holds `json`
+  local function with_config(json, name, entry)
     local path = dir .. "/" .. name .. ".safetensors"
     local _, err, code = P.lua(([[
       local mf = require "moonflow"
       local t, m = mf.io.load_safetensors(%q)
-      m.config = %q
-      mf.io.save_safetensors(%q, t, m)]]):format(ckpt, json, path))
+      m[%q] = %q
+      mf.io.save_safetensors(%q, t, m)]]):format(ckpt, entry or "config", json, path))
     assert.are.equal(0, code, err)
     return path
   end
@@ -86,6 +86,13 @@ describe("moonflow checkpoints", function()
     out, err, code = P.moonflow(("sample %s --n 50"):format(with_config(J.encode(cfg), "neg")))
     assert.are_not.equal(0, code, out)
     assert.truthy(err:find("eval_n must be an integer in [2, 16777216], got -5", 1, true), err)
+    -- a resume checks the stored progress window before using it
+    for _, st in ipairs { '{"count":-1,"elapsed":0}', '{"count":3,"elapsed":0}', '{"count":0,"elapsed":"soon"}' } do
+      out, err, code = P.moonflow(("train %s steps=60 out=%s/resumed resume=%s"):format(small, dir,
+        with_config(st, "progress", "progress")))
+      assert.are_not.equal(0, code, st)
+      assert.truthy(err:find("bad progress state", 1, true), err)
+    end
     -- the untouched checkpoint still samples
     out, err, code = P.moonflow(("sample %s --n 50 --out %s/ok.png"):format(ckpt, dir))
     assert.are.equal(0, code, err)

@@ -83,8 +83,9 @@ describe("moonflow train's run folder", function()
     local before = {}
     for i, f in ipairs(files) do before[i] = assert(P.read(dir .. "/" .. f)) end
     for _, bad in ipairs { "interface.kind=Foo", "evals.1.sampler=Nope", "optimizer.lr=-1",
-      "resume=" .. base .. "/missing.safetensors" } do
+      "resume=" .. base .. "/missing.safetensors", "steps=5 resume=" .. dir .. "/checkpoint.safetensors" } do
       out, err, code = P.moonflow(("train %s steps=20 out=%s %s"):format(small, dir, bad))
+      assert.truthy(err:find("moonflow: ", 1, true), err)
       assert.are_not.equal(0, code, bad)
       for i, f in ipairs(files) do
         assert.are.equal(before[i], P.read(dir .. "/" .. f), f .. " changed by a run with " .. bad)

@@ -54,8 +54,9 @@ function P.check_state(st, where)
   if math.type(count) ~= "integer" or count < 0 then bad("count " .. tostring(count)) end
   if type(elapsed) ~= "number" or not (elapsed >= 0 and elapsed < math.huge) then bad("elapsed " .. tostring(elapsed)) end
   if (count > 0) ~= (st.sum ~= nil) then bad("a loss sum must go with a positive count") end
-  if st.sum ~= nil and (not require("moonflow.autograd").is_tensor(st.sum) or core.numel(st.sum) ~= 1) then
-    bad("the loss sum is not a one-element tensor")
+  if st.sum ~= nil and (not require("moonflow.autograd").is_tensor(st.sum) or core.numel(st.sum) ~= 1
+      or core.dtype(st.sum) == "i32") then
+    bad("the loss sum is not a one-element float tensor")
   end
   return { sum = st.sum, count = count, elapsed = elapsed }
 end

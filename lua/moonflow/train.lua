@@ -243,6 +243,9 @@ function Train.run(cfg, opts)
     if not start or start < 0 then
       error(("moonflow.train: %s: step %s is not a step count"):format(opts.resume, tostring(ck.step)), 0)
     end
+    if start > total then
+      error(("moonflow.train: %s is at step %d, past steps=%d"):format(opts.resume, start, total), 0)
+    end
     window = Progress.check_state(ck.progress, opts.resume)
   end
   local lock = Train.take_folder(out)
