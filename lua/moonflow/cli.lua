@@ -4,7 +4,7 @@ local CLI = {}
 
 CLI.commands = { "run", "repl", "devices", "bench", "train", "sample" }
 
-local function load(name)
+local function command(name)
   local ok, m = pcall(require, "moonflow.commands." .. name)
   if ok then return m end
   return nil, m
@@ -13,7 +13,7 @@ end
 function CLI.help()
   local lines = { "usage: scripts/moonflow COMMAND [ARGS...]", "", "commands:" }
   for _, name in ipairs(CLI.commands) do
-    local m = load(name)
+    local m = command(name)
     if m then lines[#lines + 1] = ("  %-8s %s"):format(name, m.summary) end
   end
   lines[#lines + 1] = ""
@@ -28,7 +28,7 @@ function CLI.main(argv)
     print(CLI.help())
     return name ~= nil and 0 or 1
   end
-  local m, err = load(name)
+  local m, err = command(name)
   if not m then
     if err and not err:find("module 'moonflow.commands." .. name .. "' not found", 1, true) then
       io.stderr:write(err, "\n")

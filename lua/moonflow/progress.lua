@@ -15,7 +15,8 @@ end
 P.hms = hms
 
 -- opts: total (steps), every (print period), start (first step, for resumes),
--- tty (default: whether stdout is a terminal), out (a file, default io.stdout)
+-- state (from :state(), for resumes), tty (default: whether stdout is a
+-- terminal), out (a file, default io.stdout)
 function P.new(opts)
   local self = setmetatable({}, P)
   self.total = opts.total
@@ -24,21 +25,53 @@ function P.new(opts)
   self.tty = opts.tty
   if self.tty == nil then self.tty = core.isatty(1) end
   self.out = opts.out or io.stdout
-  self.t0 = core.clock()
-  self.last_t, self.last_step = self.t0, self.step0
-  self.acc, self.count = nil, 0
+  local st = opts.state or {}
+  -- elapsed time goes on from the stored one
+  self.t0 = core.clock() - (st.elapsed or 0)
+  self.last_t, self.last_step = core.clock(), self.step0
+  -- the running sum of the window (every*k, every*(k+1)] that holds start
+  self.acc, self.count = st.sum, st.count or 0
   self.loss = nil
   return self
 end
 
+-- What a checkpoint keeps so that a resumed run prints the same windows:
+-- the window's device-side loss sum (a tensor, bit-exact), its step count
+-- and the elapsed time (`elapsed`, default now).
+function P:state(elapsed)
+  return { sum = self.acc, count = self.count, elapsed = elapsed or self:elapsed() }
+end
+
+-- A stored state checked before use: nil (older checkpoints: a fresh window)
+-- or {sum = scalar tensor or nil, count >= 0 (0 without sum), elapsed >= 0}.
+function P.check_state(st, where)
+  if st == nil then return nil end
+  local function bad(what)
+    error(("moonflow.progress: %s: bad progress state: %s"):format(where, what), 0)
+  end
+  if type(st) ~= "table" then bad("not a table") end
+  local count, elapsed = st.count, st.elapsed
+  if math.type(count) ~= "integer" or count < 0 then bad("count " .. tostring(count)) end
+  if type(elapsed) ~= "number" or not (elapsed >= 0 and elapsed < math.huge) then bad("elapsed " .. tostring(elapsed)) end
+  if (count > 0) ~= (st.sum ~= nil) then bad("a loss sum must go with a positive count") end
+  if st.sum ~= nil and (not require("moonflow.autograd").is_tensor(st.sum) or core.numel(st.sum) ~= 1
+      or core.dtype(st.sum) == "i32") then
+    bad("the loss sum is not a one-element float tensor")
+  end
+  return { sum = st.sum, count = count, elapsed = elapsed }
+end
+
 -- Adds a scalar loss tensor to the device-side running sum; prints every
--- `every` steps (the only read-back). Returns the averaged loss when printed.
+-- `every` steps and at the last one (the only read-backs). Returns the
+-- averaged loss when printed. Windows end at multiples of `every` only (the
+-- last step prints its partial window and keeps it), so every run of one
+-- config, resumed or not, averages the same steps.
 function P:update(step, loss)
   self.acc = self.acc and core.binary("add", self.acc, loss) or core.clone(loss)
   self.count = self.count + 1
   if step % self.every ~= 0 and step ~= self.total then return nil end
   self.loss = core.item(self.acc) / self.count
-  self.acc, self.count = nil, 0
+  if step % self.every == 0 then self.acc, self.count = nil, 0 end
   local now = core.clock()
   local rate = (step - self.last_step) / math.max(now - self.last_t, 1e-9)
   self.last_t, self.last_step = now, step

@@ -1,28 +1,70 @@
 -- `moonflow sample CHECKPOINT`: rebuild the model a training run describes,
 -- load its weights, sample, measure and draw.
 local mf = require "moonflow"
+local Config = require "moonflow.config"
 local Train = require "moonflow.train"
 
 local S = {}
 
+-- The checkpoint's config: JSON data, checked like a config file's. Nothing
+-- from the file is ever run: a config stored as Lua source (older moonflow)
+-- is refused.
 local function config_of(ck, path)
-  local src = ck.config
-  if type(src) ~= "string" then
+  local c = ck.config
+  if type(c) == "string" then
+    error(("moonflow.sample: %s stores its config as Lua source (written by an older moonflow); "
+      .. "it is not run. Retrain, or resume from it with `moonflow train CONFIG resume=%s` "
+      .. "to write a checkpoint with a JSON config"):format(path, path), 0)
+  end
+  if type(c) ~= "table" then
     error(("moonflow.sample: %s holds no config (was it written by `moonflow train`?)"):format(path), 0)
   end
-  local f, err = load("return " .. src, "=config", "t", { math = math })
-  if not f then error(("moonflow.sample: %s: bad config: %s"):format(path, err), 0) end
-  return Train.complete(f())
+  local ok, cfg = pcall(function() return Config.check(Train.complete(Config.copy(c))) end)
+  if not ok then error(("moonflow.sample: %s: %s"):format(path, cfg), 0) end
+  return cfg
+end
+
+-- Checks the network the config describes against the weights in the file
+-- before anything is built: the shapes its parameters would have
+-- (Train.param_shapes) must be exactly the stored model's, so a config
+-- cannot ask for more memory than the file already holds. (The EMA's flat
+-- shadow is checked against the built network by EMA:load_state_dict.)
+local function check_weights(cfg, dim, ck, path)
+  local function fail(fmt, ...) error(("moonflow.sample: %s: " .. fmt):format(path, ...), 0) end
+  local function str(s) return "{" .. table.concat(s, ", ") .. "}" end
+  local want, have = {}, {}
+  for i, s in ipairs(Train.param_shapes(cfg, dim)) do want[i] = str(s) end
+  if type(ck.model) ~= "table" then fail("no model weights") end
+  for name, t in pairs(ck.model) do
+    if not mf.autograd.is_tensor(t) then fail("model entry %s is not a tensor", tostring(name)) end
+    have[#have + 1] = str(t:shape())
+  end
+  table.sort(want)
+  table.sort(have)
+  local a, b = table.concat(want, " "), table.concat(have, " ")
+  if a ~= b then
+    fail("the config's network (dim %d, hidden %d, depth %d) does not match the stored weights: "
+      .. "its parameters would have shapes %s, the file has %s", dim, cfg.network.hidden, cfg.network.depth, a, b)
+  end
 end
 
 -- o: ckpt, sampler, steps, n, out, seed, raw (see commands/sample.lua)
 function S.run(o)
   local ck = mf.io.load(o.ckpt)
   local cfg = config_of(ck, o.ckpt)
+  cfg.repa = nil -- sampling needs the network only, not REPA's projector
   local seed = tonumber(o.seed) or cfg.seed
   local rngs = mf.Rngs(math.tointeger(seed) or cfg.seed)
+  local dim = Train.data_dim(cfg)
+  if dim then check_weights(cfg, dim, ck, o.ckpt) end
   local d = Train.data_source(cfg, rngs)
-  local net, _, make_model = Train.build(cfg, rngs, d.dim or 2)
+  if not dim then
+    dim = d.dim or 2
+    check_weights(cfg, dim, ck, o.ckpt)
+  elseif (d.dim or 2) ~= dim then
+    error(("moonflow.sample: %s: the data has dimension %d, the network %d"):format(o.ckpt, d.dim or 2, dim), 0)
+  end
+  local net, _, make_model = Train.build(cfg, rngs, dim)
   if o.raw or not ck.ema then
     net:load_state_dict(ck.model)
   else

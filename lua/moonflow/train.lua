@@ -61,6 +61,52 @@ end
 
 local interface_kinds = { SiT = true, EDM = true, MeanFlow = true }
 
+-- The VelocityMLP options a config gives for data of dimension dim.
+function Train.network_options(cfg, dim)
+  local ncfg = Config.copy(cfg.network)
+  ncfg.dim = ncfg.dim or dim
+  if (cfg.interface.kind or "SiT") == "MeanFlow" then
+    if ncfg.use_dt == nil then ncfg.use_dt = true end
+    -- MeanFlow's target differentiates u in t: DiT's embedding scale (1000)
+    -- makes du/dt huge and training collapses (scripts/configs/checkerboard_meanflow.lua)
+    if ncfg.t_scale == nil then ncfg.t_scale = 1 end
+  end
+  return ncfg
+end
+
+-- The shapes of the parameters of the network a config describes, computed
+-- without building it (VelocityMLP: Linear weights {out, in} and biases,
+-- LayerNorm weight and bias, timestep embeddings Linear(freq, H), Linear(H, H),
+-- a label table of num_classes + 1 rows).
+function Train.param_shapes(cfg, dim)
+  local n = Train.network_options(cfg, dim)
+  local D, H, F = n.dim, n.hidden or 256, n.freq_dim or 256
+  local s = {}
+  local function linear(i, o) s[#s + 1] = { o, i }; s[#s + 1] = { o } end
+  local function norm() s[#s + 1] = { H }; s[#s + 1] = { H } end
+  local function embed() linear(F, H); linear(H, H) end
+  linear(D, H)
+  embed()
+  if n.num_classes then s[#s + 1] = { n.num_classes + 1, H } end
+  if n.use_dt then embed() end
+  for _ = 1, n.depth or 4 do norm(); linear(H, H) end
+  norm()
+  linear(H, D)
+  return s
+end
+
+-- The data's dimension when the config alone tells it (nil: build the source).
+function Train.data_dim(cfg)
+  if cfg.network.dim then return cfg.network.dim end
+  local name = cfg.data.name
+  for _, t in ipairs(mf.data.toy_sets) do if name == t then return 2 end end
+  local m = cfg.data.means
+  if (name == "mixture" or name == "gaussian_mixture") and type(m) == "table" and type(m[1]) == "table" then
+    return #m[1]
+  end
+  return nil
+end
+
 -- network, interface (the thing with :loss), model interface builder
 function Train.build(cfg, rngs, dim)
   local ic = cfg.interface
@@ -68,15 +114,8 @@ function Train.build(cfg, rngs, dim)
   if not interface_kinds[kind] then
     error(("moonflow.train: unknown interface.kind %q (SiT, EDM, MeanFlow)"):format(tostring(kind)), 0)
   end
-  local ncfg = Config.copy(cfg.network)
-  ncfg.dim = ncfg.dim or dim
+  local ncfg = Train.network_options(cfg, dim)
   ncfg.rngs = rngs
-  if kind == "MeanFlow" then
-    if ncfg.use_dt == nil then ncfg.use_dt = true end
-    -- MeanFlow's target differentiates u in t: DiT's embedding scale (1000)
-    -- makes du/dt huge and training collapses (scripts/configs/checkerboard_meanflow.lua)
-    if ncfg.t_scale == nil then ncfg.t_scale = 1 end
-  end
   local net = mf.nn.VelocityMLP(ncfg)
   local function make(network)
     local o = Config.copy(ic)
@@ -108,8 +147,28 @@ end
 Train.lr_at = lr_at
 
 ------------------------------------------------------------------- running
-local function mkdir(path) os.execute(("mkdir -p %q"):format(path)) end
-local write_file = mf.core.write_file -- temp file, fsync, rename
+local core = mf.core
+local write_file = core.write_file -- temp file <path>.tmp.<pid>, fsync, rename
+
+-- Takes the run folder: creates it, locks it for the life of this run (an
+-- flock the OS drops when the process dies) and removes the temporary files
+-- of writers that died mid-write. Returns the lock handle.
+function Train.take_folder(out)
+  core.fs_mkdir_p(out)
+  local lock, pid = core.fs_lock(out .. "/.moonflow.lock")
+  if not lock then
+    error(("moonflow.train: %s is in use by another run%s; wait for it or choose another out="):format(
+      out, pid and (" (pid %d)"):format(pid) or ""), 0)
+  end
+  for _, name in ipairs(core.fs_list(out)) do
+    local pid_s = name:match("%.tmp%.(%d+)$")
+    local p = pid_s and math.tointeger(tonumber(pid_s))
+    if p and p > 0 and p <= 0x7fffffff and p ~= core.fs_getpid() and not core.fs_pid_alive(p) then
+      os.remove(out .. "/" .. name)
+    end
+  end
+  return lock
+end
 
 -- Samples with each configured sampler from the EMA model; returns a list of
 -- {name, samples, energy, picture}.
@@ -138,13 +197,28 @@ function Train.evaluate(cfg, make_model, ema_net, data, rngs, out, opts)
   return results
 end
 
--- Trains per cfg (a completed config); opts.resume = checkpoint path.
+-- The lines of an earlier log.csv to keep when resuming at step `start`:
+-- the window ends up to it (and a run's last step), so the file reads as one run.
+local function kept_log(path, start, every, total)
+  local kept = { "step,loss,lr,time" }
+  local f = io.open(path)
+  if f then
+    for line in f:lines() do
+      local s = math.tointeger(tonumber(line:match("^(%d+),")))
+      if s and s <= start and (s % every == 0 or s == total) then kept[#kept + 1] = line end
+    end
+    f:close()
+  end
+  return table.concat(kept, "\n") .. "\n"
+end
+
+-- Trains per cfg (completed and checked here); opts.resume = checkpoint path.
+-- Order: check the config, build, read the resume checkpoint, and only then
+-- touch the run folder (lock, then write).
 function Train.run(cfg, opts)
   opts = opts or {}
-  cfg = Train.complete(cfg)
+  cfg = Config.check(Train.complete(cfg))
   local out = cfg.out
-  mkdir(out)
-  write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
   local rngs = mf.Rngs(cfg.seed)
   local data = Train.data_source(cfg, rngs)
   local dim = data.dim or 2
@@ -160,34 +234,32 @@ function Train.run(cfg, opts)
   -- REPA's projector is its own module with its own flat buffer
   local opt_proj = cfg.repa and optimizer(trainer.projector) or nil
   local ema = mf.optim.EMA(net, { decay = cfg.ema.decay })
-  local start = 0
-  local log_path = out .. "/log.csv"
+  local start, window = 0, nil
   if opts.resume then
     local targets = { model = net, ema = ema, optim = opt, rngs = rngs }
     if opt_proj then targets.projector, targets.optim_projector = trainer.projector, opt_proj end
     local ck = mf.io.load(opts.resume, targets)
-    start = ck.step
-    -- keep the log lines up to the checkpoint, so the CSV reads as one run
-    local kept = { "step,loss,lr,time" }
-    local f = io.open(log_path)
-    if f then
-      for line in f:lines() do
-        local s = tonumber(line:match("^(%d+),"))
-        if s and s <= start then kept[#kept + 1] = line end
-      end
-      f:close()
+    start = math.tointeger(ck.step)
+    if not start or start < 0 then
+      error(("moonflow.train: %s: step %s is not a step count"):format(opts.resume, tostring(ck.step)), 0)
     end
-    write_file(log_path, table.concat(kept, "\n") .. "\n")
-  else
-    write_file(log_path, "step,loss,lr,time\n")
+    if start > total then
+      error(("moonflow.train: %s is at step %d, past steps=%d"):format(opts.resume, start, total), 0)
+    end
+    window = Progress.check_state(ck.progress, opts.resume)
   end
+  local lock = Train.take_folder(out)
+  write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
+  local log_path = out .. "/log.csv"
+  write_file(log_path, start > 0 and kept_log(log_path, start, cfg.log_every, total) or "step,loss,lr,time\n")
   local log = assert(io.open(log_path, "a"))
-  local progress = Progress.new { total = cfg.steps, every = cfg.log_every, start = start }
-  local losses = {}
+  local progress = Progress.new { total = cfg.steps, every = cfg.log_every, start = start, state = window }
   local ckpt = out .. "/checkpoint.safetensors"
-  local function save(step)
+  local function save(step, elapsed)
+    -- the config as data (JSON), never as code; the progress window so that a
+    -- resumed log continues this one
     local entries = { model = net, ema = ema, optim = opt, step = step, rngs = rngs,
-      config = Config.render(cfg) }
+      config = Config.copy(cfg), progress = progress:state(elapsed) }
     if opt_proj then entries.projector, entries.optim_projector = trainer.projector, opt_proj end
     mf.io.save(ckpt, entries)
   end
@@ -208,21 +280,23 @@ function Train.run(cfg, opts)
     if opt_proj then opt_proj:step() end
     ema:update()
     local shown = progress:update(step, loss)
+    local elapsed = progress:elapsed()
+    -- save before logging: a logged checkpoint step is a saved one
+    if step == cfg.steps or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) then
+      save(step, elapsed)
+    end
     if shown then
-      losses[#losses + 1] = { step, shown }
-      log:write(("%d,%.7g,%.7g,%.3f\n"):format(step, shown, lr, progress:elapsed()))
+      log:write(("%d,%.7g,%.7g,%.3f\n"):format(step, shown, lr, elapsed))
       log:flush()
     end
-    if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 then save(step) end
     if cfg.plot_every > 0 and step % cfg.plot_every == 0 then
       Train.evaluate(cfg, make_model, ema.network, data, rngs, out,
         { evals = { cfg.evals[1] }, n = math.min(cfg.eval_n, 1000) })
     end
   end
   log:close()
-  save(cfg.steps)
   -- the curve from the whole log, so a resumed run draws all of it
-  losses = {}
+  local losses = {}
   for line in io.lines(log_path) do
     local st, l = line:match("^(%d+),([^,]+)")
     if st then losses[#losses + 1] = { tonumber(st), tonumber(l) } end
@@ -231,6 +305,7 @@ function Train.run(cfg, opts)
   local results = Train.evaluate(cfg, make_model, ema.network, data, rngs, out)
   local floor = mf.metrics.energy_floor(data, cfg.eval_n)
   mf.plot.curve(out .. "/loss.png", losses, { title = "training loss", xlabel = "step", ylabel = "loss" })
+  lock:unlock()
   return {
     out = out, time = train_time, final_loss = losses[#losses] and losses[#losses][2],
     results = results, floor = floor, checkpoint = ckpt, log = log_path, config = out .. "/config.lua",

@@ -176,5 +176,6 @@ int luaopen_moonflow_core(lua_State *L) {
   lmf_open_io(L);
   lmf_open_sampler(L);
   lmf_open_repl(L);
+  lmf_open_fs(L);
   return 1;
 }

@@ -39,5 +39,6 @@ void lmf_open_optim(lua_State *L);     /* l_optim.c: AdamW, SGD, EMA, clipping *
 void lmf_open_io(lua_State *L);        /* l_io.c: PNG, gzip */
 void lmf_open_sampler(lua_State *L);   /* l_sampler.c: fused sampler updates */
 void lmf_open_repl(lua_State *L);      /* l_repl.c: readline history for the REPL */
+void lmf_open_fs(lua_State *L);       /* l_fs.c: mkdir -p, run-folder lock, listing, pids */
 
 #endif

@@ -5,8 +5,9 @@ return {
 Lua 5.4 with `mf = require "moonflow"`: readline editing and history,
 expressions print their values (tensors as numpy does), errors are
 reported and the session goes on.]],
-  -- the launcher starts the interpreter itself; this runs only from Lua
+  -- the launcher starts the interpreter itself (lua5.4 -i); nothing here
+  -- starts a shell, so from Lua this only says how to get there
   run = function()
-    return os.execute("lua5.4 -e 'mf = require \"moonflow\"; require(\"moonflow.repl\").banner()' -i") and 0 or 1
+    error("repl: start it with `scripts/moonflow repl` (the launcher runs lua5.4 -i with moonflow loaded)", 0)
   end,
 }

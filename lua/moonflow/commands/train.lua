@@ -4,8 +4,8 @@ Trains the model a config describes and writes into its output folder
 (config `out`, default runs/<config name>):
   config.lua              the configuration actually run (overrides applied)
   log.csv                 step, loss, lr, time every log_every steps
-  checkpoint.safetensors  model, EMA, optimizer, step and RNG states
-                          (every checkpoint_every steps and at the end)
+  checkpoint.safetensors  model, EMA, optimizer, step and RNG states, the config
+                          as JSON data (every checkpoint_every steps and at the end)
   samples_*.png           EMA-model samples over the data, one per sampler
   loss.png                the loss curve
 and ends with a summary: time, final loss, energy distance of the samples to
@@ -13,8 +13,11 @@ fresh data beside its floor (two independent data sets of that size).
 
 key=value overrides any field, nested with dots:
   steps=500 batch=256 optimizer.lr=2e-3 interface.train_time_dist_type=uniform
-resume=PATH continues from a checkpoint; the losses after resuming equal those
-of an uninterrupted run with the same seed.
+Every value is checked before the output folder is touched. One run at a time
+holds a folder (a lock on .moonflow.lock, dropped when the process ends);
+a second run there fails at once.
+resume=PATH continues from a checkpoint; the log after resuming (steps,
+losses, time going on) equals that of an uninterrupted run with the same seed.
 Example configs: scripts/configs/*.lua]]
 
 return {
