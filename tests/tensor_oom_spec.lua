@@ -23,7 +23,7 @@ describe("out of memory", function()
 
   it("a request past the limit is an error naming bytes, use and limit; nothing leaks", function()
     collectgarbage()
-    mf.trim()
+    mf.core.trim()
     local before = mf.memory()
     with_limit(before.in_use + MiB, function()
       assert.equal(before.in_use + MiB, mf.memory().limit)
@@ -39,7 +39,7 @@ describe("out of memory", function()
 
   it("cached buffers are released once and the request retried before failing", function()
     collectgarbage()
-    mf.trim()
+    mf.core.trim()
     local base = mf.memory().in_use
     with_limit(base + MiB, function()
       local a = mf.zeros({ 128 * KiB }) -- 512 KiB

@@ -55,6 +55,9 @@ function T.linspace(a, b, n, opts)
 end
 
 T.from_bytes = core.from_bytes
+-- set_memory_limit(bytes | nil) -> previous limit: caps the pool below the
+-- device's global memory (nil restores that); see README "Out of memory"
+T.set_memory_limit = core.set_memory_limit
 T.is_tensor = is_tensor
 
 ---------------------------------------------------------------- metadata
