@@ -33,14 +33,27 @@ static int record_args(int op, int dim, cl_mem *buf, cl_int *tag) {
   return 0;
 }
 
-int mf_device_errors(void) {
-  if (!pending) return 0;
+/* fetched: a non-blocking read of the record is queued into rec_host */
+static cl_int rec_host[REC];
+static int fetched;
+static cl_int fetch_error;
+
+void mf_device_errors_fetch(void) {
+  if (!pending) return;
   pending = 0;
+  fetched = 1;
+  /* direct: a check is not a transfer the stats count */
+  fetch_error = clEnqueueReadBuffer(mf_rt()->queue, rec_buf, CL_FALSE, 0, sizeof rec_host, rec_host, 0, NULL, NULL);
+}
+
+int mf_device_errors(void) {
+  mf_device_errors_fetch();
+  if (!fetched) return 0;
+  fetched = 0;
   mf_runtime *r = mf_rt();
-  cl_int rec[REC];
-  /* direct reads: a check is not a transfer the stats count */
-  cl_int e = clEnqueueReadBuffer(r->queue, rec_buf, CL_TRUE, 0, sizeof rec, rec, 0, NULL, NULL);
+  cl_int e = fetch_error == CL_SUCCESS ? clFinish(r->queue) : fetch_error;
   if (e != CL_SUCCESS) return mf_fail("reading the index error record: %s", mf_cl_error_name(e));
+  const cl_int *rec = rec_host;
   if (!rec[0]) return 0;
   static const cl_int zero[REC] = {0};
   e = clEnqueueWriteBuffer(r->queue, rec_buf, CL_TRUE, 0, sizeof zero, zero, 0, NULL, NULL);

@@ -98,6 +98,7 @@ int mf_from_host(mf_tensor *t, const void *data) {
 
 int mf_to_host(const mf_tensor *t, void *data) {
   size_t es = mf_dtype_size(t->dtype);
+  mf_device_errors_fetch();
   if (mf_is_contiguous(t))
     return mf_read(t->st->buf, (size_t)t->offset * es, (size_t)mf_numel(t) * es, data) || mf_device_errors();
   mf_tensor c;

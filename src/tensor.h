@@ -44,6 +44,9 @@ int mf_to_host(const mf_tensor *t, void *data);
 /* -1 with the error when a kernel flagged one (an out-of-range index), else 0;
    clears the flag. Defined beside the index kernels (ops_index.c). */
 int mf_device_errors(void);
+/* Queues the record's read without waiting, so that it rides along with a
+   blocking read that follows (one round trip instead of two). */
+void mf_device_errors_fetch(void);
 
 /* In-place view changes on *t (metadata only); each ends with mf_view_check,
    so -1 leaves *t unusable (work on a copy from mf_view_of). */
