@@ -61,10 +61,10 @@ int mf_device_errors(void) {
   int op = rec[1] / MF_MAX_DIMS, dim = rec[1] % MF_MAX_DIMS + 1;
   const char *name = op >= 0 && op < OP_COUNT ? op_names[op] : "an index op";
   if (rec[4] == 0)
-    return mf_fail("%s was given index %d at position %d of its indices, but dim %d is empty (found on the device, "
-                   "reported at this read)", name, rec[2], rec[3] + 1, dim);
+    return mf_fail("%s was given index %d at position %d of its indices, but dim %d is empty (found on the device; "
+                   "reported at the next read or synchronize)", name, rec[2], rec[3] + 1, dim);
   return mf_fail("%s was given index %d at position %d of its indices, outside [0, %d] for dim %d of size %d "
-                 "(found on the device, reported at this read)", name, rec[2], rec[3] + 1, rec[4] - 1, dim, rec[4]);
+                 "(found on the device; reported at the next read or synchronize)", name, rec[2], rec[3] + 1, rec[4] - 1, dim, rec[4]);
 }
 
 int mf_cat(mf_tensor *out, const mf_tensor *const *ts, int n, int dim) {

@@ -30,15 +30,17 @@ int mf_is_contiguous(const mf_tensor *t) {
 
 int64_t mf_shape_numel(int ndim, const int64_t *shape) {
   char b[160];
-  int64_t n = 1, nz = 1; /* product of all sizes, of the non-zero ones */
-  int big = 0;
-  double p = 1; /* for the message */
+  int64_t nz = 1; /* product of the non-zero sizes */
+  int empty = 0, big = 0;
+  double p = 1; /* the same in a double, for the message */
   for (int i = 0; i < ndim; ++i) {
     if (shape[i] < 0 || shape[i] > MF_MAX_NUMEL)
       return mf_fail("shape %s: size %lld is out of range [0, 2^31)", mf_shape_str(b, sizeof b, ndim, shape),
                      (long long)shape[i]);
-    n *= shape[i] ? 1 : 0;
-    if (!shape[i]) continue;
+    if (!shape[i]) {
+      empty = 1;
+      continue;
+    }
     p *= (double)shape[i];
     /* both factors < 2^31: nz * shape[i] < 2^62 cannot overflow */
     if (!big && (nz *= shape[i]) > MF_MAX_NUMEL) big = 1;
@@ -46,8 +48,8 @@ int64_t mf_shape_numel(int ndim, const int64_t *shape) {
   if (big)
     return mf_fail("shape %s %s %.0f elements, more than a tensor holds (2^31 - 1: kernels index with "
                    "32-bit ints)",
-                   mf_shape_str(b, sizeof b, ndim, shape), n ? "has" : "is empty but its non-zero sizes make", p);
-  return n ? nz : 0;
+                   mf_shape_str(b, sizeof b, ndim, shape), empty ? "is empty but its non-zero sizes make" : "has", p);
+  return empty ? 0 : nz;
 }
 
 int mf_empty(mf_tensor *out, mf_dtype dt, int ndim, const int64_t *shape) {
@@ -100,7 +102,7 @@ int mf_to_host(const mf_tensor *t, void *data) {
   size_t es = mf_dtype_size(t->dtype);
   mf_device_errors_fetch();
   if (mf_is_contiguous(t))
-    return mf_read(t->st->buf, (size_t)t->offset * es, (size_t)mf_numel(t) * es, data) || mf_device_errors();
+    return mf_read(t->st->buf, (size_t)t->offset * es, (size_t)mf_numel(t) * es, data) || mf_device_errors() ? -1 : 0;
   mf_tensor c;
   if (mf_contiguous(&c, t)) return -1;
   int rc = mf_read(c.st->buf, 0, (size_t)mf_numel(&c) * es, data) || mf_device_errors();
