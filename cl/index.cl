@@ -1,15 +1,30 @@
-/* Indexing over a contiguous source viewed as [outer, size, inner]. */
+/* Indexing over a contiguous source viewed as [outer, size, inner].
+   Indices are 0-based. One outside [0, size) reads as 0 (writes nothing) and
+   is recorded in err = {flag, tag, index, position, size}, first one wins;
+   the host raises it at its next read (mf_device_errors, ops_index.c), the
+   tag telling which op and dim. */
+
+inline void mf_bad_index(global int *err, int tag, int index, int pos, int size) {
+  if (atomic_cmpxchg((volatile global int *)err, 0, 1) == 0) {
+    err[1] = tag;
+    err[2] = index;
+    err[3] = pos;
+    err[4] = size;
+  }
+}
 
 /* out[o, j, k] = a[o, idx[j], k];  out is [outer, nidx, inner] */
 #define MF_INDEX_SELECT(T, suf)                                                \
   kernel void index_select_##suf(global T *out, global const T *a, int oa,     \
                                  global const int *idx, int oi, int outer,     \
-                                 int nidx, int inner, int size) {              \
+                                 int nidx, int inner, int size,                \
+                                 global int *err, int tag) {                   \
     int n = outer * nidx * inner;                                              \
     MF_FOR(i, n) {                                                             \
       int k = i % inner, q = i / inner, j = q % nidx, o = q / nidx;            \
       int s = idx[oi + j];                                                     \
-      out[i] = (s >= 0 && s < size) ? a[oa + (o * size + s) * inner + k] : (T)0; \
+      if (s >= 0 && s < size) out[i] = a[oa + (o * size + s) * inner + k];     \
+      else { out[i] = (T)0; mf_bad_index(err, tag, s, j, size); }              \
     }                                                                          \
   }
 
@@ -18,13 +33,17 @@
 #define MF_INDEX_ADD(T, suf)                                                   \
   kernel void index_add_##suf(global T *out, global const T *g, int og,        \
                               global const int *idx, int oi, int outer,        \
-                              int nidx, int inner, int size) {                 \
+                              int nidx, int inner, int size,                   \
+                              global int *err, int tag) {                      \
     int n = outer * size * inner;                                              \
     MF_FOR(i, n) {                                                             \
       int k = i % inner, q = i / inner, s = q % size, o = q / size;            \
       T acc = (T)0;                                                            \
-      for (int j = 0; j < nidx; ++j)                                           \
-        if (idx[oi + j] == s) acc += g[og + (o * nidx + j) * inner + k];       \
+      for (int j = 0; j < nidx; ++j) {                                         \
+        int c = idx[oi + j];                                                   \
+        if (c == s) acc += g[og + (o * nidx + j) * inner + k];                 \
+        else if (i == 0 && (c < 0 || c >= size)) mf_bad_index(err, tag, c, j, size); \
+      }                                                                        \
       out[i] = acc;                                                            \
     }                                                                          \
   }
@@ -34,20 +53,20 @@
 #define MF_GATHER(T, suf)                                                      \
   kernel void gather_##suf(global T *out, global const T *a, int oa,           \
                            global const int *idx, int oi, int n, int nd,       \
-                           int8 shape, int8 sa, int dim, int size) {           \
+                           int8 shape, int8 sa, int dim, int size,             \
+                           global int *err, int tag) {                         \
     int sh[8], st[8];                                                          \
     vstore8(shape, 0, sh);                                                     \
     vstore8(sa, 0, st);                                                        \
     MF_FOR(i, n) {                                                             \
-      int rest = i, off = 0;                                                   \
+      int rest = i, off = 0, c = idx[oi + i];                                  \
       for (int d = nd - 1; d >= 0; --d) {                                      \
-        int q = rest / sh[d], c = rest - q * sh[d];                            \
-        if (d == dim) c = idx[oi + i];                                         \
-        off += c * st[d];                                                      \
+        int q = rest / sh[d];                                                  \
+        off += (d == dim ? c : rest - q * sh[d]) * st[d];                      \
         rest = q;                                                              \
       }                                                                        \
-      int c = idx[oi + i];                                                     \
-      out[i] = (c >= 0 && c < size) ? a[oa + off] : (T)0;                      \
+      if (c >= 0 && c < size) out[i] = a[oa + off];                            \
+      else { out[i] = (T)0; mf_bad_index(err, tag, c, i, size); }             \
     }                                                                          \
   }
 
@@ -57,7 +76,8 @@
 #define MF_SCATTER_ADD(T, suf)                                                 \
   kernel void scatter_add_##suf(global T *out, global const T *g,              \
                                 global const int *idx, int lines, int nd,      \
-                                int8 shape, int8 so, int dim, int size) {      \
+                                int8 shape, int8 so, int dim, int size,        \
+                                global int *err, int tag) {                    \
     int sh[8], st[8];                                                          \
     vstore8(shape, 0, sh);                                                     \
     vstore8(so, 0, st);                                                        \
@@ -76,6 +96,7 @@
       for (int j = 0; j < len; ++j) {                                          \
         int c = idx[gi + j * gs];                                              \
         if (c >= 0 && c < size) out[off + c * st[dim]] += g[gi + j * gs];      \
+        else mf_bad_index(err, tag, c, gi + j * gs, size);                     \
       }                                                                        \
     }                                                                          \
   }

@@ -1,5 +1,6 @@
 #include "alloc.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "runtime.h"
@@ -10,7 +11,7 @@
 
 typedef struct freed { cl_mem buf; struct freed *next; } freed;
 static freed *lists[NBUCKETS];
-static mf_memory mem;
+static mf_memory mem; /* mem.limit 0: not read yet */
 
 static int bucket_of(size_t bytes, size_t *rounded) {
   if (bytes < MIN_BYTES) bytes = MIN_BYTES;
@@ -21,9 +22,71 @@ static int bucket_of(size_t bytes, size_t *rounded) {
   return e * 4 + (int)q;
 }
 
+/* MOONFLOW_MEMORY_LIMIT: bytes, with an optional K, M or G (powers of 1024) */
+static int env_limit(uint64_t global, uint64_t *out) {
+  const char *s = getenv("MOONFLOW_MEMORY_LIMIT");
+  if (!s || !*s) {
+    *out = global;
+    return 0;
+  }
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 : *end == 'G' || *end == 'g' ? 30 : 0;
+  if (shift) ++end;
+  if (errno || end == s || *end || *s == '-' || v == 0 || v > (global >> shift))
+    return mf_fail("MOONFLOW_MEMORY_LIMIT=%s is not a byte count in [1, %llu] (the device's global memory; "
+                   "K, M, G suffixes allowed)", s, (unsigned long long)global);
+  *out = (uint64_t)v << shift;
+  return 0;
+}
+
+/* the limit, read on first use */
+static int limit_ready(mf_runtime *r) {
+  return mem.limit || env_limit(r->info.global_mem, &mem.limit) == 0 ? 0 : -1;
+}
+
+static int too_much(size_t bytes, size_t rounded) {
+  return mf_fail("device out of memory: %zu bytes (a %zu-byte buffer) would take the pool past its limit "
+                 "(%llu bytes in use, %llu cached, limit %llu; the limit is the device's global memory unless "
+                 "lowered by MOONFLOW_MEMORY_LIMIT or mf.set_memory_limit)",
+                 bytes, rounded, (unsigned long long)mem.in_use, (unsigned long long)mem.cached,
+                 (unsigned long long)mem.limit);
+}
+
+/* a new cl_mem of `rounded` bytes; on failure the cache is given back once
+   and the request retried */
+static cl_mem create(mf_runtime *r, size_t bytes, size_t rounded) {
+  if (rounded > r->info.max_alloc) {
+    mf_fail("device out of memory: %zu bytes exceed the largest buffer %s allows (%llu)", bytes, r->info.name,
+            (unsigned long long)r->info.max_alloc);
+    return NULL;
+  }
+  if (mem.in_use + mem.cached + rounded > mem.limit) mf_memory_trim();
+  if (mem.in_use + rounded > mem.limit) {
+    too_much(bytes, rounded);
+    return NULL;
+  }
+  cl_int e;
+  cl_mem buf = clCreateBuffer(r->ctx, CL_MEM_READ_WRITE, rounded, NULL, &e);
+  if (e != CL_SUCCESS && mem.cached) {
+    mf_memory_trim();
+    buf = clCreateBuffer(r->ctx, CL_MEM_READ_WRITE, rounded, NULL, &e);
+  }
+  if (e != CL_SUCCESS) {
+    mf_fail("device out of memory allocating %zu bytes (%s; %llu bytes in use, limit %llu)", bytes,
+            mf_cl_error_name(e), (unsigned long long)mem.in_use, (unsigned long long)mem.limit);
+    return NULL;
+  }
+  mf_stat.allocs++;
+  mf_stat.alloc_bytes += rounded;
+  mem.buffers++;
+  return buf;
+}
+
 mf_storage *mf_storage_new(size_t bytes) {
   mf_runtime *r = mf_rt();
-  if (!r) return NULL;
+  if (!r || limit_ready(r)) return NULL;
   size_t rounded;
   int b = bucket_of(bytes, &rounded);
   mf_storage *s = malloc(sizeof *s);
@@ -35,30 +98,12 @@ mf_storage *mf_storage_new(size_t bytes) {
     free(f);
     mem.cached -= rounded;
     mf_stat.reuses++;
-  } else {
-    if (rounded > r->info.max_alloc) {
-      free(s);
-      mf_fail("device out of memory: %zu bytes exceed the largest buffer %s allows (%llu)",
-              bytes, r->info.name, (unsigned long long)r->info.max_alloc);
-      return NULL;
-    }
-    cl_int e;
-    s->buf = clCreateBuffer(r->ctx, CL_MEM_READ_WRITE, rounded, NULL, &e);
-    if (e != CL_SUCCESS && mem.cached) { /* give cached buffers back and retry */
-      mf_memory_trim();
-      s->buf = clCreateBuffer(r->ctx, CL_MEM_READ_WRITE, rounded, NULL, &e);
-    }
-    if (e != CL_SUCCESS) {
-      free(s);
-      mf_fail("device out of memory allocating %zu bytes (%s; %llu bytes in use)", bytes,
-              mf_cl_error_name(e), (unsigned long long)mem.in_use);
-      return NULL;
-    }
-    mf_stat.allocs++;
-    mf_stat.alloc_bytes += rounded;
-    mem.buffers++;
+  } else if (!(s->buf = create(r, bytes, rounded))) {
+    free(s);
+    return NULL;
   }
   s->bytes = rounded;
+  s->size = bytes;
   s->refs = 1;
   mem.in_use += rounded;
   if (mem.in_use > mem.peak) mem.peak = mem.in_use;
@@ -85,7 +130,23 @@ void mf_storage_release(mf_storage *s) {
   free(s);
 }
 
-void mf_memory_get(mf_memory *m) { *m = mem; }
+int mf_memory_get(mf_memory *m) {
+  mf_runtime *r = mf_rt();
+  int rc = r ? limit_ready(r) : -1;
+  *m = mem;
+  return rc;
+}
+
+int mf_memory_set_limit(uint64_t bytes) {
+  mf_runtime *r = mf_rt();
+  if (!r) return -1;
+  if (bytes > r->info.global_mem)
+    return mf_fail("limit %llu is above the device's global memory (%llu bytes)", (unsigned long long)bytes,
+                   (unsigned long long)r->info.global_mem);
+  mem.limit = bytes ? bytes : r->info.global_mem;
+  return 0;
+}
+
 void mf_memory_reset_peak(void) { mem.peak = mem.in_use; }
 
 void mf_memory_trim(void) {

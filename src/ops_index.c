@@ -3,6 +3,70 @@
 #include "ops.h"
 #include "runtime.h"
 
+/* ---- out-of-range indices: flagged on the device, raised at the next read.
+   Checking on the host would read the indices back (a sync per lookup);
+   like a GPU framework's device-side assert, the kernels record the first
+   bad index in a small buffer and mf_to_host reports it. */
+
+enum { OP_INDEX_SELECT, OP_INDEX_ADD, OP_GATHER, OP_SCATTER_ADD, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"index_select", "index_add", "gather", "scatter_add"};
+
+#define REC 5 /* {flag, tag, index, position (0-based, C order in idx), size} */
+static cl_mem rec_buf;
+static int pending; /* an index kernel ran since the last check */
+
+/* the record buffer (made zeroed on first use) for a launch of `op` over dim */
+static int record_args(int op, int dim, cl_mem *buf, cl_int *tag) {
+  if (!rec_buf) {
+    mf_runtime *r = mf_rt();
+    cl_int zero[REC] = {0}, e;
+    if (!r) return -1;
+    rec_buf = clCreateBuffer(r->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zero, zero, &e);
+    if (e != CL_SUCCESS) {
+      rec_buf = NULL;
+      return mf_fail("index error record: clCreateBuffer: %s", mf_cl_error_name(e));
+    }
+  }
+  pending = 1;
+  *buf = rec_buf;
+  *tag = op * MF_MAX_DIMS + dim;
+  return 0;
+}
+
+/* fetched: a non-blocking read of the record is queued into rec_host */
+static cl_int rec_host[REC];
+static int fetched;
+static cl_int fetch_error;
+
+void mf_device_errors_fetch(void) {
+  if (!pending) return;
+  pending = 0;
+  fetched = 1;
+  /* direct: a check is not a transfer the stats count */
+  fetch_error = clEnqueueReadBuffer(mf_rt()->queue, rec_buf, CL_FALSE, 0, sizeof rec_host, rec_host, 0, NULL, NULL);
+}
+
+int mf_device_errors(void) {
+  mf_device_errors_fetch();
+  if (!fetched) return 0;
+  fetched = 0;
+  mf_runtime *r = mf_rt();
+  cl_int e = fetch_error == CL_SUCCESS ? clFinish(r->queue) : fetch_error;
+  if (e != CL_SUCCESS) return mf_fail("reading the index error record: %s", mf_cl_error_name(e));
+  const cl_int *rec = rec_host;
+  if (!rec[0]) return 0;
+  static const cl_int zero[REC] = {0};
+  e = clEnqueueWriteBuffer(r->queue, rec_buf, CL_TRUE, 0, sizeof zero, zero, 0, NULL, NULL);
+  if (e != CL_SUCCESS) return mf_fail("clearing the index error record: %s", mf_cl_error_name(e));
+  int op = rec[1] / MF_MAX_DIMS, dim = rec[1] % MF_MAX_DIMS + 1;
+  const char *name = op >= 0 && op < OP_COUNT ? op_names[op] : "an index op";
+  if (rec[4] == 0)
+    return mf_fail("%s was given index %d at position %d of its indices, but dim %d is empty (found on the device; "
+                   "reported at the next read or synchronize)", name, rec[2], rec[3] + 1, dim);
+  return mf_fail("%s was given index %d at position %d of its indices, outside [0, %d] for dim %d of size %d "
+                 "(found on the device; reported at the next read or synchronize)", name, rec[2], rec[3] + 1, rec[4] - 1, dim, rec[4]);
+}
+
 int mf_cat(mf_tensor *out, const mf_tensor *const *ts, int n, int dim) {
   const mf_tensor *f = ts[0];
   int64_t sh[MF_MAX_DIMS];
@@ -35,15 +99,18 @@ static void around(const mf_tensor *a, int dim, cl_int *outer, cl_int *inner) {
   *inner = (cl_int)in;
 }
 
-static int index_launch(const char *prefix, mf_tensor *out, const mf_tensor *src, const mf_tensor *idx,
+static int index_launch(int op, int dim, mf_tensor *out, const mf_tensor *src, const mf_tensor *idx,
                         cl_int outer, cl_int nidx, cl_int inner, cl_int size) {
-  cl_kernel k = mf_typed_kernel(prefix, src->dtype);
-  if (!k) return -1;
+  cl_kernel k = mf_typed_kernel(op_names[op], src->dtype);
+  cl_mem rec;
+  cl_int tag;
+  if (!k || record_args(op, dim, &rec, &tag)) return -1;
   mf_tensor ci;
   if (mf_contiguous(&ci, idx)) return -1;
   cl_int os = (cl_int)src->offset, oi = (cl_int)ci.offset;
-  int rc = mf_args(k, 9, MF_ARG(out->st->buf), MF_ARG(src->st->buf), MF_ARG(os), MF_ARG(ci.st->buf),
-                   MF_ARG(oi), MF_ARG(outer), MF_ARG(nidx), MF_ARG(inner), MF_ARG(size)) ||
+  int rc = mf_args(k, 11, MF_ARG(out->st->buf), MF_ARG(src->st->buf), MF_ARG(os), MF_ARG(ci.st->buf),
+                   MF_ARG(oi), MF_ARG(outer), MF_ARG(nidx), MF_ARG(inner), MF_ARG(size), MF_ARG(rec),
+                   MF_ARG(tag)) ||
            mf_launch(k, mf_grid((size_t)mf_numel(out)), 0);
   mf_tensor_free(&ci);
   return rc;
@@ -59,7 +126,7 @@ int mf_index_select(mf_tensor *out, const mf_tensor *a, int dim, const mf_tensor
   around(a, dim, &outer, &inner);
   int rc = mf_empty(out, a->dtype, a->ndim, sh);
   if (!rc) {
-    rc = index_launch("index_select", out, &c, idx, outer, (cl_int)sh[dim], inner, (cl_int)a->shape[dim]);
+    rc = index_launch(OP_INDEX_SELECT, dim, out, &c, idx, outer, (cl_int)sh[dim], inner, (cl_int)a->shape[dim]);
     if (rc) mf_tensor_free(out);
   }
   mf_tensor_free(&c);
@@ -76,7 +143,7 @@ int mf_index_add(mf_tensor *out, const mf_tensor *g, int dim, const mf_tensor *i
   around(g, dim, &outer, &inner);
   int rc = mf_empty(out, g->dtype, g->ndim, sh);
   if (!rc) {
-    rc = index_launch("index_add", out, &c, idx, outer, (cl_int)g->shape[dim], inner, (cl_int)size);
+    rc = index_launch(OP_INDEX_ADD, dim, out, &c, idx, outer, (cl_int)g->shape[dim], inner, (cl_int)size);
     if (rc) mf_tensor_free(out);
   }
   mf_tensor_free(&c);
@@ -85,7 +152,9 @@ int mf_index_add(mf_tensor *out, const mf_tensor *g, int dim, const mf_tensor *i
 
 int mf_gather(mf_tensor *out, const mf_tensor *a, int dim, const mf_tensor *idx) {
   cl_kernel k = mf_typed_kernel("gather", a->dtype);
-  if (!k) return -1;
+  cl_mem rec;
+  cl_int tag;
+  if (!k || record_args(OP_GATHER, dim, &rec, &tag)) return -1;
   mf_tensor ci;
   if (mf_contiguous(&ci, idx)) return -1;
   int rc = mf_empty(out, a->dtype, idx->ndim, idx->shape);
@@ -98,9 +167,9 @@ int mf_gather(mf_tensor *out, const mf_tensor *a, int dim, const mf_tensor *idx)
     }
     cl_int oa = (cl_int)a->offset, oi = (cl_int)ci.offset, n = (cl_int)mf_numel(out), nd = a->ndim,
            cd = dim, size = (cl_int)a->shape[dim];
-    rc = mf_args(k, 11, MF_ARG(out->st->buf), MF_ARG(a->st->buf), MF_ARG(oa), MF_ARG(ci.st->buf),
+    rc = mf_args(k, 13, MF_ARG(out->st->buf), MF_ARG(a->st->buf), MF_ARG(oa), MF_ARG(ci.st->buf),
                  MF_ARG(oi), MF_ARG(n), MF_ARG(nd), MF_ARG(w.shape), MF_ARG(w.st), MF_ARG(cd),
-                 MF_ARG(size)) ||
+                 MF_ARG(size), MF_ARG(rec), MF_ARG(tag)) ||
          mf_launch(k, mf_grid((size_t)n), 0);
     if (rc) mf_tensor_free(out);
   }
@@ -111,7 +180,9 @@ int mf_gather(mf_tensor *out, const mf_tensor *a, int dim, const mf_tensor *idx)
 int mf_scatter_add(mf_tensor *out, const mf_tensor *like, int dim, const mf_tensor *idx,
                    const mf_tensor *g) {
   cl_kernel k = mf_typed_kernel("scatter_add", g->dtype);
-  if (!k) return -1;
+  cl_mem rec;
+  cl_int tag;
+  if (!k || record_args(OP_SCATTER_ADD, dim, &rec, &tag)) return -1;
   mf_tensor ci, cg;
   if (mf_contiguous(&ci, idx)) return -1;
   if (mf_contiguous(&cg, g)) {
@@ -138,8 +209,8 @@ int mf_scatter_add(mf_tensor *out, const mf_tensor *like, int dim, const mf_tens
       ci = a2;
       cg = b2;
     }
-    rc = mf_args(k, 9, MF_ARG(out->st->buf), MF_ARG(cg.st->buf), MF_ARG(ci.st->buf), MF_ARG(lines),
-                 MF_ARG(nd), MF_ARG(w.shape), MF_ARG(w.st), MF_ARG(cd), MF_ARG(size)) ||
+    rc = mf_args(k, 11, MF_ARG(out->st->buf), MF_ARG(cg.st->buf), MF_ARG(ci.st->buf), MF_ARG(lines),
+                 MF_ARG(nd), MF_ARG(w.shape), MF_ARG(w.st), MF_ARG(cd), MF_ARG(size), MF_ARG(rec), MF_ARG(tag)) ||
          mf_launch(k, mf_grid((size_t)lines), 0);
   }
   if (rc && out->st) mf_tensor_free(out);

@@ -15,7 +15,18 @@ typedef struct mf_tensor {
   mf_dtype dtype;
 } mf_tensor;
 
+/* Kernels index with ints (cl/common.cl): a tensor holds fewer than 2^31
+   elements, and so that strides stay ints too, a shape's non-zero sizes
+   multiply to less than 2^31. */
+#define MF_MAX_NUMEL (((int64_t)1 << 31) - 1)
+
 int64_t mf_numel(const mf_tensor *t);
+/* Elements of `shape`, or -1 with an error naming the shape when a size is
+   outside [0, 2^31) or the non-zero sizes multiply past MF_MAX_NUMEL. */
+int64_t mf_shape_numel(int ndim, const int64_t *shape);
+/* 0 when every element t can address lies in its storage, else -1 with an
+   error naming shape, strides and offset; views are checked where made. */
+int mf_view_check(const mf_tensor *t);
 int mf_is_contiguous(const mf_tensor *t);
 void mf_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 
@@ -27,9 +38,18 @@ void mf_tensor_free(mf_tensor *t); /* releases the storage reference */
 
 /* Host transfers. A write is enqueued without waiting; a read waits. */
 int mf_from_host(mf_tensor *t, const void *data); /* t contiguous */
-int mf_to_host(const mf_tensor *t, void *data);    /* any layout; packs C order */
+/* any layout; packs C order; then reports errors the kernels flagged on the
+   device since the last read (mf_device_errors) */
+int mf_to_host(const mf_tensor *t, void *data);
+/* -1 with the error when a kernel flagged one (an out-of-range index), else 0;
+   clears the flag. Defined beside the index kernels (ops_index.c). */
+int mf_device_errors(void);
+/* Queues the record's read without waiting, so that it rides along with a
+   blocking read that follows (one round trip instead of two). */
+void mf_device_errors_fetch(void);
 
-/* In-place view changes on *t (metadata only). Errors name `fn`. */
+/* In-place view changes on *t (metadata only); each ends with mf_view_check,
+   so -1 leaves *t unusable (work on a copy from mf_view_of). */
 int mf_reshape_view(mf_tensor *t, int ndim, const int64_t *shape); /* -1 if not viewable */
 int mf_permute(mf_tensor *t, const int *perm);
 int mf_narrow(mf_tensor *t, int dim, int64_t start, int64_t len);

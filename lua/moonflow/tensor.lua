@@ -55,6 +55,9 @@ function T.linspace(a, b, n, opts)
 end
 
 T.from_bytes = core.from_bytes
+-- set_memory_limit(bytes | nil) -> previous limit: caps the pool below the
+-- device's global memory (nil restores that); see README "Out of memory"
+T.set_memory_limit = core.set_memory_limit
 T.is_tensor = is_tensor
 
 ---------------------------------------------------------------- metadata
@@ -125,6 +128,10 @@ end
 M.contiguous = O.contiguous
 M.clone = O.clone
 M.to = O.to
+-- x:index_select(dim, idx), x:gather(dim, idx): i32 indices from 0. One
+-- outside [0, size - 1] (negative too) is flagged on the device and raised
+-- at the next read (item, totable, tobytes, save) or mf.synchronize(),
+-- naming the op, the index, its position and the range (ops_index.c).
 M.index_select = O.index_select
 M.gather = O.gather
 M.flatten = function(t) return O.reshape(t, { core.numel(t) }) end

@@ -75,12 +75,29 @@ static int l_reset_stats(lua_State *L) {
 
 static int l_memory(lua_State *L) {
   mf_memory m;
-  mf_memory_get(&m);
-  lua_createtable(L, 0, 4);
+  if (mf_memory_get(&m)) return lmf_fail(L, "memory");
+  lua_createtable(L, 0, 5);
   SETI("in_use", m.in_use);
   SETI("cached", m.cached);
   SETI("peak", m.peak);
   SETI("buffers", m.buffers);
+  SETI("limit", m.limit);
+  return 1;
+}
+
+/* set_memory_limit(bytes | nil) -> the previous limit; nil: the device's global memory */
+static int l_set_memory_limit(lua_State *L) {
+  mf_memory m;
+  if (mf_memory_get(&m)) return lmf_fail(L, "set_memory_limit");
+  lua_Integer v = 0;
+  if (!lua_isnoneornil(L, 1)) {
+    int ok;
+    v = lua_tointegerx(L, 1, &ok);
+    if (!ok || v < 1)
+      return luaL_error(L, "moonflow.set_memory_limit: limit %s is not a positive byte count", luaL_tolstring(L, 1, NULL));
+  }
+  if (mf_memory_set_limit((uint64_t)v)) return lmf_fail(L, "set_memory_limit");
+  lua_pushinteger(L, (lua_Integer)m.limit);
   return 1;
 }
 
@@ -97,7 +114,7 @@ static int l_trim(lua_State *L) {
 }
 
 static int l_finish(lua_State *L) {
-  if (mf_finish()) return lmf_fail(L, "synchronize");
+  if (mf_finish() || mf_device_errors()) return lmf_fail(L, "synchronize");
   return 0;
 }
 
@@ -119,6 +136,7 @@ void lmf_open_runtime(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"devices", l_devices}, {"device", l_device}, {"stats", l_stats},
       {"reset_stats", l_reset_stats}, {"memory", l_memory}, {"reset_peak", l_reset_peak},
+      {"set_memory_limit", l_set_memory_limit},
       {"trim", l_trim}, {"synchronize", l_finish}, {"clock", l_clock}, {"isatty", l_isatty}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

@@ -73,8 +73,8 @@ static int l_tensor(lua_State *L) {
   mf_dtype dt = lmf_dtype(L, 2, "tensor");
   int64_t shape[MF_MAX_DIMS];
   int nd = nested_shape(L, 1, shape);
-  int64_t n = 1;
-  for (int i = 0; i < nd; ++i) n *= shape[i];
+  int64_t n = mf_shape_numel(nd, shape); /* before sizing host buffers by it */
+  if (n < 0) return lmf_fail(L, "tensor");
   double *v = scratch(L, (size_t)n * sizeof(double));
   int64_t pos = 0;
   fill_nested(L, 1, 0, nd, shape, v, &pos);
@@ -145,8 +145,8 @@ static int l_from_bytes(lua_State *L) {
   int64_t shape[MF_MAX_DIMS];
   int nd = lmf_shape(L, 2, "from_bytes", shape);
   mf_dtype dt = lmf_dtype(L, 3, "from_bytes");
-  int64_t n = 1;
-  for (int i = 0; i < nd; ++i) n *= shape[i];
+  int64_t n = mf_shape_numel(nd, shape);
+  if (n < 0) return lmf_fail(L, "from_bytes");
   if ((size_t)n * mf_dtype_size(dt) != len)
     return luaL_error(L, "moonflow.from_bytes: %d bytes do not hold %d %s elements", (int)len, (int)n,
                       mf_dtype_name(dt));
@@ -259,10 +259,15 @@ static int l_storage(lua_State *L) {
 
 /* ---- views ---- */
 
-static mf_tensor *push_view(lua_State *L, const mf_tensor *t) {
-  mf_tensor v;
-  mf_view_of(&v, t);
-  return lmf_push(L, &v);
+/* pushes v (a view made by a call that returned rc); rc != 0: v's
+   reference is dropped and the error raised, naming fn */
+static int push_view(lua_State *L, mf_tensor *v, int rc, const char *fn) {
+  if (rc) {
+    mf_tensor_free(v);
+    return lmf_fail(L, fn);
+  }
+  lmf_push(L, v);
+  return 1;
 }
 
 /* reshape(t, shape): a view when t is contiguous, else a packed copy.
@@ -272,7 +277,7 @@ static int l_reshape(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   int n = (int)lua_rawlen(L, 2), infer = -1;
   if (n > MF_MAX_DIMS) return luaL_error(L, "moonflow.reshape: %d dims, at most %d", n, MF_MAX_DIMS);
-  int64_t sh[MF_MAX_DIMS], known = 1;
+  int64_t sh[MF_MAX_DIMS];
   for (int i = 0; i < n; ++i) {
     lua_rawgeti(L, 2, i + 1);
     int ok;
@@ -281,15 +286,18 @@ static int l_reshape(lua_State *L) {
       return luaL_error(L, "moonflow.reshape: size %d must be an integer in [0, 2^31) or one -1, got %s", i + 1,
                         luaL_tolstring(L, -1, NULL));
     lua_pop(L, 1);
-    if (v == -1) { infer = i; sh[i] = 1; continue; }
-    sh[i] = v;
-    known *= v;
+    if (v == -1) infer = i;
+    sh[i] = v == -1 ? 1 : v;
   }
-  int64_t numel = mf_numel(t);
+  int64_t numel = mf_numel(t), known = mf_shape_numel(n, sh); /* checked: no overflow */
+  if (known < 0) {
+    char b[160];
+    if (infer >= 0) sh[infer] = -1;
+    return luaL_error(L, "moonflow.reshape: shape %s has more elements than a tensor holds (2^31 - 1: kernels "
+                      "index with 32-bit ints)", mf_shape_str(b, sizeof b, n, sh));
+  }
   if (infer >= 0) sh[infer] = known ? numel / known : 0;
-  int64_t m = 1;
-  for (int i = 0; i < n; ++i) m *= sh[i];
-  if (m != numel) {
+  if (mf_shape_numel(n, sh) != numel) {
     char a[128], b[128];
     return luaL_error(L, "moonflow.reshape: cannot view shape %s (%d elements) as %s",
                       mf_shape_str(a, sizeof a, t->ndim, t->shape), (int)numel,
@@ -297,7 +305,10 @@ static int l_reshape(lua_State *L) {
   }
   mf_tensor c;
   if (mf_contiguous(&c, t)) return lmf_fail(L, "reshape");
-  mf_reshape_view(&c, n, sh);
+  if (mf_reshape_view(&c, n, sh)) {
+    mf_tensor_free(&c);
+    return lmf_fail(L, "reshape");
+  }
   lmf_push(L, &c);
   return 1;
 }
@@ -314,9 +325,9 @@ static int l_permute(lua_State *L) {
     lua_pop(L, 1);
     if (seen[perm[i]]++) return luaL_error(L, "moonflow.permute: dim %d repeated", perm[i] + 1);
   }
-  mf_tensor *v = push_view(L, t);
-  mf_permute(v, perm);
-  return 1;
+  mf_tensor v;
+  mf_view_of(&v, t);
+  return push_view(L, &v, mf_permute(&v, perm), "permute");
 }
 
 /* narrow(t, dim, start, length), start 1-based */
@@ -324,12 +335,12 @@ static int l_narrow(lua_State *L) {
   mf_tensor *t = lmf_check(L, 1, "narrow");
   int d = lmf_dim(L, 2, t->ndim, "narrow");
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
-  if (start < 1 || len < 0 || start - 1 + len > t->shape[d])
-    return luaL_error(L, "moonflow.narrow: elements %d..%d out of range 1..%d of dim %d", (int)start,
-                      (int)(start + len - 1), (int)t->shape[d], d + 1);
-  mf_tensor *v = push_view(L, t);
-  mf_narrow(v, d, start - 1, len);
-  return 1;
+  if (start < 1 || len < 0 || start - 1 > t->shape[d] || len > t->shape[d] - (start - 1)) /* no overflow */
+    return luaL_error(L, "moonflow.narrow: elements %I..%I out of range 1..%I of dim %d", (lua_Integer)start,
+                      len > LUA_MAXINTEGER - start ? LUA_MAXINTEGER : start + len - 1, (lua_Integer)t->shape[d], d + 1);
+  mf_tensor v;
+  mf_view_of(&v, t);
+  return push_view(L, &v, mf_narrow(&v, d, start - 1, len), "narrow");
 }
 
 static int l_expand(lua_State *L) {
@@ -348,20 +359,19 @@ static int l_expand(lua_State *L) {
     if (ok && v == -1 && j >= 0) v = t->shape[j];
     sh[i] = ok && v >= 0 && v <= 2147483647 ? v : -1;
   }
-  int64_t numel = 1, cap = (int64_t)1 << 31; /* clamped: no overflow */
-  for (int i = 0; i < n; ++i) numel = (numel < cap ? numel : cap) * (sh[i] < 0 ? 0 : sh[i]);
   for (int i = 0; i < n; ++i) {
     int j = i - (n - t->ndim);
     int64_t v = sh[i];
-    if (v < 0 || numel >= cap || (j >= 0 && t->shape[j] != v && t->shape[j] != 1)) {
+    if (v < 0 || (j >= 0 && t->shape[j] != v && t->shape[j] != 1)) {
       char a[128], b[128];
       return luaL_error(L, "moonflow.expand: shape %s cannot expand to %s",
                         mf_shape_str(a, sizeof a, t->ndim, t->shape), mf_shape_str(b, sizeof b, n, sh));
     }
   }
-  mf_tensor *v = push_view(L, t);
-  mf_expand(v, n, sh);
-  return 1;
+  if (mf_shape_numel(n, sh) < 0) return lmf_fail(L, "expand");
+  mf_tensor v;
+  mf_view_of(&v, t);
+  return push_view(L, &v, mf_expand(&v, n, sh), "expand");
 }
 
 static int l_contiguous(lua_State *L) {
