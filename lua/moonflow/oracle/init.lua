@@ -117,7 +117,8 @@ end
 
 ------------------------------------------------------------ device constants
 -- Per-dtype constant tensors, made once: mu {K, D}, mu3 {1, K, D}, s2 {1, K},
--- logw {1, K}, ks {1, K}, sd {K, 1}, cw {1, K-1}, s2y {K+1, 1}.
+-- logw {1, K}, ks {1, K}, sd {K, 1}, cw {1, K-1}, s2y {K+1, 1}, muy {K+1, D}
+-- (s2y and muy have a NaN row for the null label, index K).
 function GM:_const(dt)
   local c = self._c[dt]
   if c then return c end
@@ -127,6 +128,9 @@ function GM:_const(dt)
     s2[k], lw[k], ks[k], sd[k], s2y[k] = self.stds[k] ^ 2, math.log(self.weights[k]), k - 1, { self.stds[k] }, { self.stds[k] ^ 2 }
   end
   s2y[K + 1] = { 0 / 0 } -- the null label: no closed-form average velocity
+  local muy = { table.unpack(self.means, 1, K) }
+  muy[K + 1] = {}
+  for d = 1, D do muy[K + 1][d] = 0 / 0 end
   local cw = {}
   local acc = 0
   for k = 1, K - 1 do acc = acc + self.weights[k]; cw[k] = acc end
@@ -138,6 +142,7 @@ function GM:_const(dt)
     sd = mf.tensor(sd, { dtype = dt }),
     cw = K > 1 and mf.tensor({ cw }, { dtype = dt }) or nil,
     s2y = mf.tensor(s2y, { dtype = dt }),
+    muy = mf.tensor(muy, { dtype = dt }),
   }
   c.mu3 = c.mu:reshape { 1, K, D }
   self._c[dt] = c
@@ -384,7 +389,7 @@ function GM:_labelled_average_velocity(x_t, t, r, cond)
   local B = tt:shape()[1]
   local rr = col(r, B, dt, fn, "r")
   local c = self:_const(dt)
-  local mu, s2 = c.mu:index_select(1, y), c.s2y:index_select(1, y)
+  local mu, s2 = c.muy:index_select(1, y), c.s2y:index_select(1, y)
   local a, ar = 1 - tt, 1 - rr
   local V, Vr = a:square() * s2 + tt:square(), ar:square() * s2 + rr:square()
   local k = ((tt + rr) - (2 - tt - rr) * s2) / (V * ((Vr / V):sqrt() + 1))
