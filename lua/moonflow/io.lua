@@ -283,11 +283,27 @@ local function compare(own, loaded, path, problems)
   end
 end
 
+-- A deep copy of a target's state, to put back if applying a later target
+-- fails (only for targets that cannot check a state before applying it).
+local function snapshot(obj)
+  local function copy(v)
+    if is_tensor(v) then return core.clone(v) end
+    if type(v) ~= "table" then return v end
+    local out = {}
+    for k, x in pairs(v) do out[k] = copy(x) end
+    return out
+  end
+  if has(obj, "state_dict") then return copy(obj:state_dict()) end
+  if has(obj, "get_state") then return copy(obj:get_state()) end
+end
+
 -- load(path[, targets]) -> checkpoint table. targets maps entry names to
--- objects to restore in place ({model = net, ema = ema, optim = opt, rngs = rngs}):
--- every target is checked against the file (names, shapes) before any is
--- changed. Entries without a target come back as plain values (state dicts
--- as tables of tensors).
+-- objects to restore in place ({model = net, ema = ema, optim = opt, rngs = rngs}).
+-- Every target checks its entry first (names, dtypes, shapes, counts, RNG
+-- states; objects with _prepare_load / _prepare_state check without
+-- changing anything), then all are applied: a failed load changes nothing.
+-- Entries without a target come back as plain values (state dicts as tables
+-- of tensors). An entry "step" must be an integer >= 0.
 function IO.load(path, targets)
   local tensors, meta = IO.load_safetensors(path)
   local function bad(fmt, ...) error(("moonflow.io.load: %s: " .. fmt):format(path, ...), 0) end
@@ -313,12 +329,23 @@ function IO.load(path, targets)
   for name in pairs(tensors) do
     if not used[name] then bad("tensor %q belongs to no entry", name) end
   end
+  if ck.step ~= nil and (math.type(ck.step) ~= "integer" or ck.step < 0) then
+    bad("entry \"step\" must be an integer >= 0, got %s", tostring(ck.step))
+  end
   if targets == nil then return ck end
   if type(targets) ~= "table" then bad("targets must be a table, got %s", type(targets)) end
-  -- validate everything first
-  local plan = {}
-  for key, obj in pairs(targets) do
-    if ck[key] == nil then bad("the checkpoint has no entry %q", tostring(key)) end
+  local keys = {}
+  for key in pairs(targets) do
+    if type(key) ~= "string" then bad("target key %s is not a string", tostring(key)) end
+    keys[#keys + 1] = key
+  end
+  table.sort(keys)
+  -- check everything first
+  local checked, unchecked = {}, {}
+  for _, key in ipairs(keys) do
+    local obj = targets[key]
+    if ck[key] == nil then bad("the checkpoint has no entry %q", key) end
+    local method, prepare
     if has(obj, "load_state_dict") then
       if kinds[key] ~= "state" then bad("entry %q is not a state dict", key) end
       if has(obj, "state_dict") then
@@ -329,15 +356,35 @@ function IO.load(path, targets)
           bad("entry %q does not match its target: %s", key, table.concat(problems, "; "))
         end
       end
-      plan[#plan + 1] = function() obj:load_state_dict(ck[key]) end
+      method, prepare = "load_state_dict", "_prepare_load"
     elseif has(obj, "set_state") then
       if kinds[key] ~= "rng" or type(ck[key]) ~= "table" then bad("entry %q is not a generator state", key) end
-      plan[#plan + 1] = function() obj:set_state(ck[key]) end
+      method, prepare = "set_state", "_prepare_state"
     else
-      bad("target %q has neither load_state_dict nor set_state", tostring(key))
+      bad("target %q has neither load_state_dict nor set_state", key)
+    end
+    if has(obj, prepare) then
+      local ok, apply = pcall(obj[prepare], obj, ck[key])
+      if not ok then bad("entry %q: %s", key, tostring(apply):gsub("^[^:]*:%d+: ", "")) end
+      checked[#checked + 1] = apply
+    else
+      unchecked[#unchecked + 1] = { key = key, obj = obj, method = method }
     end
   end
-  for _, f in ipairs(plan) do f() end
+  -- targets that cannot check first are applied first, each one rolled back
+  -- if a later one fails
+  for i, u in ipairs(unchecked) do
+    u.saved = snapshot(u.obj)
+    local ok, err = pcall(u.obj[u.method], u.obj, ck[u.key])
+    if not ok then
+      for j = i, 1, -1 do
+        local r = unchecked[j]
+        if r.saved ~= nil then pcall(r.obj[r.method], r.obj, r.saved) end
+      end
+      bad("entry %q: %s", u.key, tostring(err):gsub("^[^:]*:%d+: ", ""))
+    end
+  end
+  for _, apply in ipairs(checked) do apply() end
   return ck
 end
 
