@@ -3,6 +3,8 @@
 -- or exponent so they decode as floats again.
 local J = {}
 
+local MAX_DEPTH = 200 -- nesting, both ways: recursion stays far from any stack limit
+
 J.null = setmetatable({}, { __name = "json.null", __tostring = function() return "null" end })
 
 ---------------------------------------------------------------- encoding
@@ -49,6 +51,8 @@ local function encode(v, out, path, opts, seen)
     out[#out + 1] = quote(v)
   elseif tv == "table" and getmetatable(v) == nil or getmetatable(v) == J.array_mt then
     if seen[v] then error(("json.encode: cycle at %s"):format(path), 0) end
+    seen.depth = (seen.depth or 0) + 1
+    if seen.depth > MAX_DEPTH then error(("json.encode: nesting deeper than %d at %s"):format(MAX_DEPTH, path:sub(1, 60)), 0) end
     seen[v] = true
     if is_array(v) then
       out[#out + 1] = "["
@@ -78,6 +82,7 @@ local function encode(v, out, path, opts, seen)
       out[#out + 1] = "}"
     end
     seen[v] = nil
+    seen.depth = seen.depth - 1
   elseif opts.lenient then
     out[#out + 1] = quote(tostring(v))
   else
@@ -108,9 +113,13 @@ local function decode_string(s, i)
   -- s:sub(i, i) == '"'
   local parts, j = {}, i + 1
   while true do
-    local a, b = s:find('["\\%z\1-\31]', j)
+    local a = s:find('["\\%z\1-\31]', j)
     if not a then fail(s, i, "unterminated string") end
-    parts[#parts + 1] = s:sub(j, a - 1)
+    local raw = s:sub(j, a - 1)
+    -- strict UTF-8: no overlong forms, no encoded surrogates, nothing past U+10FFFF
+    local ok, bad_at = utf8.len(raw)
+    if not ok then fail(s, j + bad_at - 1, "invalid UTF-8 in string") end
+    parts[#parts + 1] = raw
     local c = s:sub(a, a)
     if c == '"' then return table.concat(parts), a + 1 end
     if c ~= "\\" then fail(s, a, "control character in string") end
@@ -154,13 +163,16 @@ local function decode_number(s, i)
   if s:match("^[eE]", j) and not exp then fail(s, i, "bad number") end
   j = j + (exp and #exp or 0)
   local num = s:sub(i, j - 1)
-  local v = (frac or exp) and tonumber(num) or math.tointeger(tonumber(num))
-  if v == nil then v = tonumber(num) + 0.0 end -- an integer beyond 64 bits: a float
+  -- Lua reads an integer numeral that fits int64 as an integer and any
+  -- other as the nearest double: beyond int64 a float, as serde_json does
+  local v = tonumber(num)
+  if (frac or exp) then v = v + 0.0 end
+  if v == math.huge or v == -math.huge then fail(s, i, "number out of range of a double") end
   return v, j
 end
 
 function decode_value(s, i, depth)
-  if depth > 200 then fail(s, i, "nesting deeper than 200") end
+  if depth > MAX_DEPTH then fail(s, i, ("nesting deeper than %d"):format(MAX_DEPTH)) end
   i = ws(s, i)
   local c = s:sub(i, i)
   if c == "{" then
