@@ -3,6 +3,26 @@ local core = require "moonflow.core"
 local U = require "moonflow.io.util"
 
 local IO = {}
+local Py = require "moonflow.io.pyliteral"
+
+local HEADER_KEYS = { descr = true, fortran_order = true, shape = true }
+
+-- a header value as Python would print it, for messages
+local function repr(v)
+  if type(v) == "string" then return ("'%s'"):format(v) end
+  if v == true then return "True" elseif v == false then return "False" end
+  if type(v) == "table" and v ~= Py.None then
+    local mt = getmetatable(v)
+    if mt == Py.tuple_mt or mt == Py.list_mt then
+      local parts = {}
+      for i, x in ipairs(v) do parts[i] = repr(x) end
+      local open, close = mt == Py.tuple_mt and "(" or "[", mt == Py.tuple_mt and ")" or "]"
+      return open .. table.concat(parts, ", ") .. (#v == 1 and mt == Py.tuple_mt and "," or "") .. close
+    end
+    return "a dict"
+  end
+  return tostring(v)
+end
 local shape_str, MAX_NUMEL, read_all = U.shape_str, U.MAX_NUMEL, U.read_all
 
 local NPY = { f2 = "f16", f4 = "f32", f8 = "f64", i1 = "i8", i2 = "i16", i4 = "i32", i8 = "i64",
@@ -10,7 +30,10 @@ local NPY = { f2 = "f16", f4 = "f32", f8 = "f64", i1 = "i8", i2 = "i16", i4 = "i
 
 -- load_npy(path[, {dtype = "f32"}]) -> tensor: float16/32/64, int8/16/32/64,
 -- uint8/16 and bool arrays, little-endian, C order; values converted to
--- opts.dtype ("f32" by default; "i32" keeps integer arrays exact).
+-- opts.dtype ("f32" by default; "i32" keeps integer arrays exact). The
+-- header is read as the Python dict literal it is (moonflow.io.pyliteral):
+-- a duplicate key's last value counts, as in numpy; keys other than descr,
+-- fortran_order and shape are rejected, as numpy's reader rejects them.
 function IO.load_npy(path, opts)
   local fn = "moonflow.io.load_npy"
   local s = read_all("load_npy", path)
@@ -28,21 +51,32 @@ function IO.load_npy(path, opts)
   end
   if start + hlen - 1 > #s then bad("header of %d bytes runs beyond the end of the file", hlen) end
   local h = s:sub(start, start + hlen - 1)
-  local descr = h:match("['\"]descr['\"]%s*:%s*['\"]([^'\"]*)['\"]")
-  local fortran = h:match("['\"]fortran_order['\"]%s*:%s*(%a+)")
-  local shp = h:match("['\"]shape['\"]%s*:%s*(%b())")
-  if not descr or not fortran or not shp then bad("header lacks descr, fortran_order or shape: %s", h) end
-  if fortran ~= "False" then bad("Fortran-order arrays are not supported (save with C order)") end
+  local ok, d = pcall(Py.decode, h)
+  if not ok then bad("header is not a dict literal: %s", d) end
+  if getmetatable(d) ~= Py.dict_mt then bad("header is not a dict literal") end
+  -- exactly numpy's keys, as numpy's own reader demands
+  for k in pairs(d) do
+    if not HEADER_KEYS[k] then bad("unexpected key %s in the header", repr(k)) end
+  end
+  for k in pairs(HEADER_KEYS) do
+    if d[k] == nil then bad("header lacks '%s'", k) end
+  end
+  local descr, fortran, shp = d.descr, d.fortran_order, d.shape
+  if getmetatable(descr) == Py.list_mt then bad("structured dtypes are not supported (descr is a list of fields)") end
+  if type(descr) ~= "string" then bad("descr must be a dtype string, got %s", repr(descr)) end
+  if type(fortran) ~= "boolean" then bad("fortran_order must be True or False, got %s", repr(fortran)) end
+  if fortran then bad("Fortran-order arrays are not supported (save with C order)") end
+  if getmetatable(shp) ~= Py.tuple_mt then bad("shape must be a tuple of ints, got %s", repr(shp)) end
   local order, code = descr:match("^([<>|=])(%a%d+)$")
-  if not code then bad("unsupported dtype %s (structured or unknown)", descr) end
-  if order == ">" and code:sub(-1) ~= "1" then bad("big-endian dtype %s is not supported", descr) end
+  if not code then bad("unsupported dtype %s", repr(descr)) end
   local kind = NPY[code]
   if not kind then bad("unsupported dtype %s", descr) end
+  if order == ">" and code:sub(-1) ~= "1" then bad("big-endian dtype %s is not supported", descr) end
+  if order == "|" and code:sub(-1) ~= "1" then bad("dtype %s has no byte order ('|' is for single bytes)", descr) end
   local shape = {}
-  for d in shp:gmatch("[^%s,()]+") do
-    local v = math.tointeger(tonumber(d))
-    if not v or v < 0 then bad("bad shape %s", shp) end
-    shape[#shape + 1] = v
+  for i, v in ipairs(shp) do
+    if math.type(v) ~= "integer" or v < 0 then bad("shape entry %d is %s, not an int >= 0", i, repr(v)) end
+    shape[i] = v
   end
   if #shape > 8 then bad("%d dims, at most 8 are supported", #shape) end
   local numel = 1
@@ -56,8 +90,8 @@ function IO.load_npy(path, opts)
     bad("%d data bytes for shape %s of %s, expected %d", #s - data, shape_str(shape), descr, numel * size)
   end
   local dtype = opts and opts.dtype or "f32"
-  local ok, t = pcall(core.decode, s, data, shape, kind, false, dtype)
-  if not ok then bad("%s", t) end
+  local ok2, t = pcall(core.decode, s, data, shape, kind, false, dtype)
+  if not ok2 then bad("%s", t) end
   return t
 end
 
