@@ -4,6 +4,7 @@
 -- data are an error (further gzip members are read on, as gzip does).
 local mf = require "moonflow"
 local H = require "helpers"
+local Peak = require "io_peak"
 
 local dir = os.tmpname()
 os.remove(dir)
@@ -58,31 +59,10 @@ describe("io.load_idx over gzip", function()
     for i = 1, 512 do chunks[#chunks + 1] = mb end
     local p = gz("bomb512.gz", chunks)
     assert.is_true(#slurp(p) < 2 * 1024 * 1024) -- the whole file is small
-    -- the peak resident memory of a fresh process that loads it (VmHWM)
-    local root = os.getenv("MOONFLOW_ROOT") or "."
-    local build = os.getenv("MOONFLOW_BUILD") or (root .. "/build")
-    local script = dir .. "/probe.lua"
-    spit(script, ([[
-package.path = %q .. "/lua/?.lua;" .. %q .. "/lua/?/init.lua;" .. package.path
-package.cpath = %q .. "/lua/?.so;" .. package.cpath
-local core = require "moonflow.core"
-local function hwm()
-  for line in io.lines("/proc/self/status") do
-    local kb = line:match("^VmHWM:%%s+(%%d+)")
-    if kb then return tonumber(kb) end
-  end
-end
-local before = hwm()
-local ok, err = pcall(function() return require("moonflow.io").load_idx(%q) end)
-io.write(tostring(ok), " ", hwm() - before, " ", tostring(err), "\n")
-]]):format(root, root, build, p))
-    local pipe = assert(io.popen(("lua5.4 %q 2>&1"):format(script)))
-    local out = pipe:read("a")
-    pipe:close()
-    local ok, grew = out:match("^(%a+) (%d+)")
-    assert.are.equal("false", ok, out)
-    assert.is_true(tonumber(grew) < 16 * 1024, ("peak memory grew by %s kB: %s"):format(grew, out))
-    assert.is_not_nil(out:find("longer than the 256 data bytes", 1, true), out)
+    local ok, grew, err = Peak.run(dir, ("return io_.load_idx(%q)"):format(p))
+    assert.is_false(ok)
+    assert.is_true(grew < 16 * 1024, ("peak memory grew by %d kB: %s"):format(grew, err))
+    assert.is_not_nil(err:find("longer than the 256 data bytes", 1, true), err)
   end)
 
   it("rejects a stream shorter than the header announces", function()

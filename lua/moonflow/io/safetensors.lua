@@ -6,7 +6,7 @@ local U = require "moonflow.io.util"
 
 local IO = {}
 local is_tensor = require("moonflow.autograd").is_tensor
-local shape_str, MAX_NUMEL, read_all = U.shape_str, U.MAX_NUMEL, U.read_all
+local shape_str, MAX_NUMEL = U.shape_str, U.MAX_NUMEL
 
 -- safetensors dtype -> element type for core.decode and the tensor dtype it loads as
 local ST = {
@@ -79,20 +79,29 @@ function IO.save_safetensors(path, tensors, metadata)
 end
 
 
--- The validated table of contents of a safetensors image s: a list of
--- {name, dtype, shape, begin, stop} in file order and the metadata.
-local function parse_safetensors(s, path)
-  local function bad(fmt, ...)
+local function failer(path)
+  return function(fmt, ...)
     error(("moonflow.io.load_safetensors: %s: " .. fmt):format(path, ...), 0)
   end
-  if #s < 8 then bad("%d bytes, too short for the 8-byte header length", #s) end
-  local n = string.unpack("<I8", s)
-  if n < 2 or n > MAX_HEADER then bad("bad header length %d (file of %d bytes)", n, #s) end
-  if 8 + n > #s then bad("header of %d bytes runs beyond the end of the file (%d bytes)", n, #s) end
-  local ok, header = pcall(J.decode, s:sub(9, 8 + n))
+end
+
+-- the header length from the first 8 bytes of a file of file_len bytes
+local function header_length(prefix, file_len, bad)
+  if #prefix < 8 then bad("%d bytes, too short for the 8-byte header length", file_len) end
+  local n = string.unpack("<I8", prefix) -- above 2^63 it reads negative
+  if n < 2 or n > MAX_HEADER then bad("bad header length %d (file of %d bytes)", n, file_len) end
+  if 8 + n > file_len then bad("header of %d bytes runs beyond the end of the file (%d bytes)", n, file_len) end
+  return n
+end
+
+-- The validated table of contents of header text h followed by data_len
+-- data bytes: a list of {name, dtype, shape, begin, stop} in file order and
+-- the metadata.
+local function parse_header(h, data_len, bad)
+  if h:sub(1, 1) ~= "{" then bad("header is not a JSON object: it must start with '{', it starts with %q", h:sub(1, 1)) end
+  local ok, header = pcall(J.decode, h)
   if not ok then bad("header is not valid JSON: %s", header) end
   if type(header) ~= "table" or getmetatable(header) == J.array_mt then bad("header is not a JSON object") end
-  local data_len = #s - 8 - n
   local metadata = {}
   local list = {}
   for name, e in pairs(header) do
@@ -142,20 +151,46 @@ local function parse_safetensors(s, path)
     at = e.stop
   end
   if at ~= data_len then bad("bytes %d..%d at the end belong to no tensor", at, data_len) end
+  return list, metadata
+end
+
+-- The table of contents of a whole safetensors image s (as load_safetensors
+-- reads it): the list, the metadata and the byte offset of the data.
+local function parse_safetensors(s, path)
+  local bad = failer(path)
+  local n = header_length(s:sub(1, 8), #s, bad)
+  local list, metadata = parse_header(s:sub(9, 8 + n), #s - 8 - n, bad)
   return list, metadata, 8 + n
 end
 
 -- load_safetensors(path) -> {name = tensor}, metadata. F32, F64 and I32
 -- load as such; F16 and BF16 load as f32; I64, I16, U16, I8, U8 and BOOL as
--- i32 (an I64 value outside 32 bits is an error).
+-- i32 (an I64 value outside 32 bits is an error). The length prefix and the
+-- header are checked against the file's size before the data is read.
 function IO.load_safetensors(path)
-  local s = read_all("load_safetensors", path)
-  local list, metadata, base = parse_safetensors(s, path)
+  if type(path) ~= "string" then
+    error(("moonflow.io.load_safetensors: path must be a string, got %s"):format(type(path)), 2)
+  end
+  local f, err = io.open(path, "rb")
+  if not f then error(("moonflow.io.load_safetensors: cannot open %s"):format(err), 2) end
+  local bad = failer(path)
+  local ok, list, metadata, data = pcall(function()
+    local size = f:seek("end")
+    if not size then bad("cannot read the file's size") end
+    f:seek("set", 0)
+    local n = header_length(f:read(8) or "", size, bad)
+    local lst, meta = parse_header(f:read(n) or "", size - 8 - n, bad)
+    local d = f:read(size - 8 - n) or ""
+    if #d ~= size - 8 - n or f:read(1) then bad("the file changed while it was read") end
+    return lst, meta, d
+  end)
+  f:close()
+  if not ok then error(list, 0) end
   local out = {}
   for _, e in ipairs(list) do
     local info = ST[e.dtype]
-    local ok, t = pcall(core.decode, s, base + e.begin, e.shape, info[1], false, info[2])
-    if not ok then
+    local ok2, t = pcall(core.decode, data, e.begin, e.shape, info[1], false, info[2])
+    if not ok2 then
       error(("moonflow.io.load_safetensors: %s: tensor %q: %s"):format(path, e.name, t), 0)
     end
     out[e.name] = t
