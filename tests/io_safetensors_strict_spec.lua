@@ -52,6 +52,11 @@ describe("io.load_safetensors, strictly", function()
     end
   end)
 
+  it("names the file even when a shape holds non-numbers after an oversized size", function()
+    spit(path, image('{"w":{"dtype":"F32","shape":[4294967296,{},"x"],"data_offsets":[0,0]}}', ""))
+    H.errors(function() mf.io.load_safetensors(path) end, "moonflow.io.load_safetensors", path, 'tensor "w"')
+  end)
+
   it("rejects duplicate tensor names", function()
     spit(path, image("{" .. entry .. "," .. entry .. "}", data8 .. data8))
     H.errors(function() mf.io.load_safetensors(path) end, path, "duplicate key")

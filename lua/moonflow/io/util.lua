@@ -3,7 +3,12 @@ local U = {}
 
 U.MAX_NUMEL = (1 << 31) - 1 -- kernels index elements with int
 
-function U.shape_str(s) return "{" .. table.concat(s, ", ") .. "}" end
+-- "{2, 3}"; any value prints (shapes from files are shown before they are trusted)
+function U.shape_str(s)
+  local parts = {}
+  for i, d in ipairs(s) do parts[i] = math.type(d) and tostring(d) or ("<%s>"):format(type(d)) end
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
 
 -- the whole file as a string; errors name fn and the file
 function U.read_all(fn, path)
