@@ -1,6 +1,7 @@
 /* Binding of files and data: PNG (libpng), whole-file reads with gzip
    (zlib), atomic writes, element decoding for npy/IDX/safetensors, and the
    launchers of cl/data.cl and cl/metrics.cl. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,7 +140,11 @@ static int l_decode(lua_State *L) {
   int k = mf_src_from_name(kname);
   if (k < 0) return luaL_error(L, "moonflow.decode: unknown element type %s", kname);
   int64_t n = 1;
-  for (int i = 0; i < nd; ++i) n *= shape[i];
+  for (int i = 0; i < nd; ++i) {
+    if (shape[i] < 0 || (shape[i] > 0 && n > INT32_MAX / shape[i]))
+      return luaL_error(L, "moonflow.decode: shape has more than %d elements", INT32_MAX);
+    n *= shape[i];
+  }
   size_t need = (size_t)n * mf_src_size((mf_src_kind)k);
   if (off < 0 || (size_t)off > len || len - (size_t)off < need)
     return luaL_error(L, "moonflow.decode: %d %s elements at byte %d need %d bytes, %d are there",
