@@ -125,6 +125,25 @@ describe("io.load: a failed load changes nothing", function()
     end)
   end
 
+  it("checks an SGD state (step, momentum buffer) before changing it", function()
+    local net = mf.nn.VelocityMLP { dim = 2, hidden = 8, depth = 1, rngs = mf.Rngs(3) }
+    local sgd = mf.optim.SGD(net, { lr = 0.1, momentum = 0.9 })
+    local p = dir .. "/sgd.safetensors"
+    mf.io.save(p, { optim = sgd, model = net })
+    local t, m = mf.io.load_safetensors(p)
+    local tree = J.decode(m.optim)
+    tree.__state__.step = -4
+    m.optim = J.encode(tree)
+    mf.io.save_safetensors(p, t, m)
+    local buf = sgd.buf:tolist()
+    mf.core.fill_(net:flat_parameters(), 0.25)
+    H.errors(function() mf.io.load(p, { model = net, optim = sgd }) end, "moonflow.io.load", p,
+      'entry "optim"', "step must be an integer >= 0, got -4")
+    assert.are.same(buf, sgd.buf:tolist())
+    assert.are.equal(0, sgd.step_count)
+    for _, v in ipairs(net:flat_parameters():tolist()) do assert.are.equal(0.25, v) end
+  end)
+
   it("still loads the intact file into every target, including the Rngs seed", function()
     local s = setup(7)
     mf.io.load(path, targets(s))
