@@ -10,7 +10,10 @@ J.null = setmetatable({}, { __name = "json.null", __tostring = function() return
 ---------------------------------------------------------------- encoding
 local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
   ["\r"] = "\\r", ["\t"] = "\\t" }
-local function quote(s)
+local function quote(s, path)
+  -- JSON text is Unicode: bytes that are not UTF-8 would make a file no
+  -- reader (this one included) accepts
+  if not utf8.len(s) then error(("json.encode: string at %s is not valid UTF-8"):format(path), 0) end
   return '"' .. s:gsub('[%z\1-\31"\\]', function(c)
     return escapes[c] or ("\\u%04x"):format(c:byte())
   end) .. '"'
@@ -48,7 +51,7 @@ local function encode(v, out, path, opts, seen)
       out[#out + 1] = s
     end
   elseif tv == "string" then
-    out[#out + 1] = quote(v)
+    out[#out + 1] = quote(v, path)
   elseif tv == "table" and getmetatable(v) == nil or getmetatable(v) == J.array_mt then
     if seen[v] then error(("json.encode: cycle at %s"):format(path), 0) end
     seen.depth = (seen.depth or 0) + 1
@@ -62,18 +65,21 @@ local function encode(v, out, path, opts, seen)
       end
       out[#out + 1] = "]"
     else
-      local keys = {}
+      local keys, printed = {}, {}
       for k in pairs(v) do
         if type(k) ~= "string" and math.type(k) ~= "integer" then
           error(("json.encode: key %s at %s is not a string"):format(tostring(k), path), 0)
         end
-        keys[#keys + 1] = tostring(k)
+        local ks = tostring(k)
+        if printed[ks] then error(("json.encode: key %q at %s would be written twice"):format(ks, path), 0) end
+        printed[ks] = true
+        keys[#keys + 1] = ks
       end
       table.sort(keys)
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
         if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = quote(k)
+        out[#out + 1] = quote(k, path)
         out[#out + 1] = ":"
         local val = v[k]
         if val == nil then val = v[math.tointeger(tonumber(k))] end
@@ -84,7 +90,7 @@ local function encode(v, out, path, opts, seen)
     seen[v] = nil
     seen.depth = seen.depth - 1
   elseif opts.lenient then
-    out[#out + 1] = quote(tostring(v))
+    out[#out + 1] = quote(tostring(v), path)
   else
     error(("json.encode: a %s at %s has no JSON form"):format(tv, path), 0)
   end

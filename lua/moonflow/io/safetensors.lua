@@ -70,7 +70,8 @@ function IO.save_safetensors(path, tensors, metadata)
       data_offsets = J.array { off, off + #bytes } }
     off = off + #bytes
   end
-  local h = J.encode(header)
+  local ok, h = pcall(J.encode, header)
+  if not ok then error(("moonflow.io.save_safetensors: %s: %s"):format(path, h), 2) end
   h = h .. (" "):rep((8 - #h % 8) % 8) -- the data starts 8-byte aligned
   table.insert(chunks, 1, h)
   table.insert(chunks, 1, string.pack("<I8", #h))
