@@ -3,6 +3,7 @@
 -- (as Python's dict literal), exactly the keys numpy's reader accepts.
 local mf = require "moonflow"
 local H = require "helpers"
+local Peak = require "io_peak"
 
 local dir = os.tmpname()
 os.remove(dir)
@@ -66,6 +67,19 @@ describe("io.load_npy headers", function()
     H.errors(function() mf.io.load_npy(p) end, "moonflow.io.load_npy", p, "unexpected key 'extra'")
     p = file("{'descr': '<f4', 'shape': (1,)}", floats(1))
     H.errors(function() mf.io.load_npy(p) end, "moonflow.io.load_npy", p, "lacks 'fortran_order'")
+  end)
+
+  it("refuses a file whose size disagrees with its header before reading the data", function()
+    local p = dir .. "/big.npy"
+    local f = assert(io.open(p, "wb"))
+    f:write(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", ""))
+    f:seek("set", 512 * 1024 * 1024 - 1) -- a sparse 512 MB file
+    f:write("\0")
+    f:close()
+    local ok, grew, err = Peak.run(dir, ("return io_.load_npy(%q)"):format(p))
+    assert.is_false(ok)
+    assert.is_not_nil(err:find("expected 8", 1, true), err)
+    assert.is_true(grew < 16 * 1024, ("peak memory grew by %d kB"):format(grew))
   end)
 
   it("rejects values of the wrong type and text that is not a dict literal", function()

@@ -23,7 +23,8 @@ local function repr(v)
   end
   return tostring(v)
 end
-local shape_str, MAX_NUMEL, read_all = U.shape_str, U.MAX_NUMEL, U.read_all
+local shape_str, MAX_NUMEL = U.shape_str, U.MAX_NUMEL
+local read_npy
 
 local NPY = { f2 = "f16", f4 = "f32", f8 = "f64", i1 = "i8", i2 = "i16", i4 = "i32", i8 = "i64",
   u1 = "u8", u2 = "u16", b1 = "bool" }
@@ -36,21 +37,36 @@ local NPY = { f2 = "f16", f4 = "f32", f8 = "f64", i1 = "i8", i2 = "i16", i4 = "i
 -- fortran_order and shape are rejected, as numpy's reader rejects them.
 function IO.load_npy(path, opts)
   local fn = "moonflow.io.load_npy"
-  local s = read_all("load_npy", path)
+  if type(path) ~= "string" then error(("%s: path must be a string, got %s"):format(fn, type(path)), 2) end
+  local f, err = io.open(path, "rb")
+  if not f then error(("%s: cannot open %s"):format(fn, err), 2) end
+  local ok0, t0 = pcall(read_npy, f, path, opts, fn)
+  f:close()
+  if not ok0 then error(t0, 0) end
+  return t0
+end
+
+-- the header first, then only the data bytes it announces: a file whose
+-- size disagrees with its header is refused before its data is read
+function read_npy(f, path, opts, fn)
   local function bad(fmt, ...) error((fn .. ": %s: " .. fmt):format(path, ...), 0) end
+  local file_len = f:seek("end")
+  f:seek("set", 0)
+  local s = f:read(10) or ""
   if #s < 10 or s:sub(1, 6) ~= "\x93NUMPY" then bad("not an npy file (bad magic)") end
   local major = s:byte(7)
   local hlen, start
   if major == 1 then
     hlen, start = string.unpack("<I2", s, 9), 11
   elseif major == 2 or major == 3 then
+    s = s .. (f:read(2) or "")
     if #s < 12 then bad("truncated header") end
     hlen, start = string.unpack("<I4", s, 9), 13
   else
     bad("unsupported npy version %d.%d", major, s:byte(8))
   end
-  if start + hlen - 1 > #s then bad("header of %d bytes runs beyond the end of the file", hlen) end
-  local h = s:sub(start, start + hlen - 1)
+  if start + hlen - 1 > file_len then bad("header of %d bytes runs beyond the end of the file", hlen) end
+  local h = f:read(hlen) or ""
   local ok, d = pcall(Py.decode, h)
   if not ok then bad("header is not a dict literal: %s", d) end
   if getmetatable(d) ~= Py.dict_mt then bad("header is not a dict literal") end
@@ -85,12 +101,14 @@ function IO.load_npy(path, opts)
     if d > MAX_NUMEL or numel > MAX_NUMEL then bad("shape %s has too many elements", shape_str(shape)) end
   end
   local size = tonumber(code:sub(2))
-  local data = start + hlen - 1
-  if #s - data ~= numel * size then
-    bad("%d data bytes for shape %s of %s, expected %d", #s - data, shape_str(shape), descr, numel * size)
+  local have = file_len - (start + hlen - 1)
+  if have ~= numel * size then
+    bad("%d data bytes for shape %s of %s, expected %d", have, shape_str(shape), descr, numel * size)
   end
+  local data = f:read(numel * size) or ""
+  if #data ~= numel * size then bad("the file changed while it was read") end
   local dtype = opts and opts.dtype or "f32"
-  local ok2, t = pcall(core.decode, s, data, shape, kind, false, dtype)
+  local ok2, t = pcall(core.decode, data, 0, shape, kind, false, dtype)
   if not ok2 then bad("%s", t) end
   return t
 end
