@@ -145,9 +145,10 @@ function Rngs.get_state(self)
   return s
 end
 
--- stream names are identifiers that are not methods (rngs.set_state is one)
+-- a stream name is any string but the seed's key and the names of Rngs'
+-- own fields (rngs.set_state is a method, rngs.__index a metamethod)
 local function stream_name(k)
-  return type(k) == "string" and k:match("^[%a_][%w_]*$") and k ~= "_seed" and rawget(Rngs, k) == nil
+  return type(k) == "string" and k ~= "" and k ~= "_seed" and rawget(Rngs, k) == nil
 end
 
 -- Checks {_seed = integer?, name = generator state, ...} whole before any
