@@ -54,7 +54,7 @@ int mf_decode(void *dst, mf_dtype dt, const unsigned char *src, mf_src_kind k, s
       if (dt == MF_I32) {
         double r = scale * v + shift;
         if (!(r >= -2147483648.0 && r <= 2147483647.0) || r != floor(r))
-          return mf_fail("element %zu (%.17g) does not fit in i32", i, r);
+          return mf_fail("element %zu (%.17g) does not fit in i32", i + 1, r);
         ((int32_t *)dst)[i] = (int32_t)r;
         continue;
       }
@@ -74,6 +74,9 @@ int mf_decode(void *dst, mf_dtype dt, const unsigned char *src, mf_src_kind k, s
       memcpy(&v, &w, 8);
     }
     v = scale * v + shift;
+    /* a finite value beyond the f32 range would become inf unnoticed */
+    if (dt == MF_F32 && isfinite(v) && !isfinite((float)v))
+      return mf_fail("element %zu (%.17g) overflows f32 (load it as f64)", i + 1, v);
     if (dt == MF_F32) ((float *)dst)[i] = (float)v;
     else ((double *)dst)[i] = v;
   }

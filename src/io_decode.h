@@ -16,7 +16,8 @@ int mf_src_from_name(const char *name);
 
 /* Converts n elements at src (little- or big-endian) into dst of dtype dt.
    Integer destinations take integer sources only, and fail (naming the
-   element) when a value does not fit in 32 bits. */
+   element, 1-based) when a value does not fit in 32 bits; a finite value
+   beyond the f32 range fails too (inf and nan pass through). */
 int mf_decode(void *dst, mf_dtype dt, const unsigned char *src, mf_src_kind k, size_t n,
               int big_endian, double scale, double shift);
 

@@ -1,5 +1,5 @@
-/* Whole-file reads through zlib's gzread, which passes plain files through
-   unchanged and inflates gzip members, and atomic writes (temp + rename). */
+/* Reads that inflate gzip data in a stream (plain files pass through) and
+   atomic writes (temp + rename). */
 #include "io_gzip.h"
 
 #include <errno.h>
@@ -10,58 +10,182 @@
 #include <unistd.h>
 #include <zlib.h>
 
+/* Streaming reader: plain files pass through; a file that starts with the
+   gzip magic is inflated member after member, as gzip(1) does, and anything
+   after the last member that is not another member is an error (zlib's
+   gzread would ignore it). */
+#define MF_IN_CAP (1u << 16)
+
+struct mf_reader {
+  FILE *f;
+  char *path;
+  int gz;        /* 1 when the file is gzip data */
+  int member;    /* 1 while inside a gzip member, 0 between members */
+  int eof;       /* no more bytes in the file */
+  z_stream z;
+  unsigned char in[MF_IN_CAP];
+};
+
+/* more input into r->in when it is empty; returns -1 on a read error */
+static int fill(mf_reader *r) {
+  if (r->z.avail_in > 0 || r->eof) return 0;
+  size_t n = fread(r->in, 1, MF_IN_CAP, r->f);
+  if (n < MF_IN_CAP) {
+    if (ferror(r->f)) return mf_fail("%s: read failed: %s", r->path, strerror(errno));
+    r->eof = 1;
+  }
+  r->z.next_in = r->in;
+  r->z.avail_in = (uInt)n;
+  return 0;
+}
+
+int mf_reader_open(mf_reader **out, const char *path) {
+  *out = NULL;
+  mf_reader *r = calloc(1, sizeof *r);
+  char *p = r ? malloc(strlen(path) + 1) : NULL;
+  if (!p) {
+    free(r);
+    return mf_fail("%s: out of host memory", path);
+  }
+  strcpy(p, path);
+  r->path = p;
+  errno = 0;
+  r->f = fopen(path, "rb");
+  if (!r->f) {
+    int e = errno;
+    free(p);
+    free(r);
+    return mf_fail("%s: cannot open: %s", path, strerror(e));
+  }
+  if (fill(r)) {
+    mf_reader_close(r);
+    return -1;
+  }
+  /* one byte may be a cut magic; treat a lone 0x1f as plain data */
+  if (r->z.avail_in >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b) {
+    r->gz = 1;
+    if (inflateInit2(&r->z, 15 + 16) != Z_OK) { /* 15 + 16: gzip wrapper only */
+      r->gz = 0;
+      mf_reader_close(r);
+      return mf_fail("%s: zlib could not start inflating", path);
+    }
+    r->member = 1;
+  }
+  *out = r;
+  return 0;
+}
+
+/* the next member starts here, or the data ended; anything else is an error */
+static int next_member(mf_reader *r, int *done) {
+  *done = 0;
+  if (fill(r)) return -1;
+  if (r->z.avail_in == 0) {
+    *done = 1;
+    return 0;
+  }
+  if (r->z.avail_in == 1 && !r->eof) { /* the magic may straddle two reads */
+    r->in[0] = r->z.next_in[0];
+    size_t n = fread(r->in + 1, 1, MF_IN_CAP - 1, r->f);
+    if (n < MF_IN_CAP - 1) {
+      if (ferror(r->f)) return mf_fail("%s: read failed: %s", r->path, strerror(errno));
+      r->eof = 1;
+    }
+    r->z.next_in = r->in;
+    r->z.avail_in = (uInt)(n + 1);
+  }
+  if (r->z.avail_in < 2 || r->z.next_in[0] != 0x1f || r->z.next_in[1] != 0x8b)
+    return mf_fail("%s: bytes after the gzip data that are not a gzip member", r->path);
+  if (inflateReset(&r->z) != Z_OK) return mf_fail("%s: zlib could not restart", r->path);
+  r->member = 1;
+  return 0;
+}
+
+int mf_reader_read(mf_reader *r, void *buf, size_t n, size_t *got) {
+  unsigned char *out = buf;
+  *got = 0;
+  if (!r->gz) {
+    while (*got < n) {
+      if (fill(r)) return -1;
+      if (r->z.avail_in == 0) break;
+      size_t m = n - *got < r->z.avail_in ? n - *got : r->z.avail_in;
+      memcpy(out + *got, r->z.next_in, m);
+      r->z.next_in += m;
+      r->z.avail_in -= (uInt)m;
+      *got += m;
+    }
+    return 0;
+  }
+  while (*got < n) {
+    if (!r->member) {
+      int done;
+      if (next_member(r, &done)) return -1;
+      if (done) break;
+    }
+    if (fill(r)) return -1;
+    size_t want = n - *got > (1u << 30) ? (1u << 30) : n - *got;
+    r->z.next_out = out + *got;
+    r->z.avail_out = (uInt)want;
+    int rc = inflate(&r->z, Z_NO_FLUSH);
+    *got += want - r->z.avail_out;
+    if (rc == Z_STREAM_END) {
+      r->member = 0;
+    } else if (rc == Z_BUF_ERROR || (rc == Z_OK && r->z.avail_out > 0 && r->z.avail_in == 0 && r->eof)) {
+      if (r->z.avail_in == 0 && r->eof)
+        return mf_fail("%s: corrupt or truncated gzip data (the stream ends early)", r->path);
+    } else if (rc != Z_OK) {
+      return mf_fail("%s: corrupt gzip data: %s", r->path, r->z.msg ? r->z.msg : "inflate failed");
+    }
+  }
+  return 0;
+}
+
+int mf_reader_close(mf_reader *r) {
+  if (!r) return 0;
+  if (r->gz) inflateEnd(&r->z);
+  if (r->f) fclose(r->f);
+  free(r->path);
+  free(r);
+  return 0;
+}
+
 int mf_file_read(const char *path, size_t max_bytes, unsigned char **data, size_t *len) {
   *data = NULL;
   *len = 0;
-  errno = 0;
-  gzFile g = gzopen(path, "rb");
-  if (!g) return mf_fail("%s: cannot open: %s", path, errno ? strerror(errno) : "zlib could not open it");
+  mf_reader *r;
+  if (mf_reader_open(&r, path)) return -1;
   size_t cap = 1 << 16, n = 0;
   unsigned char *buf = malloc(cap);
   if (!buf) {
-    gzclose(g);
+    mf_reader_close(r);
     return mf_fail("%s: out of host memory", path);
   }
   for (;;) {
     if (n == cap) {
       if (cap >= max_bytes) {
         free(buf);
-        gzclose(g);
+        mf_reader_close(r);
         return mf_fail("%s: more than %zu bytes of content, refused", path, max_bytes);
       }
       size_t nc = cap * 2 > max_bytes ? max_bytes : cap * 2;
       unsigned char *nb = realloc(buf, nc);
       if (!nb) {
         free(buf);
-        gzclose(g);
+        mf_reader_close(r);
         return mf_fail("%s: out of host memory at %zu bytes", path, nc);
       }
       buf = nb;
       cap = nc;
     }
-    size_t want = cap - n > (1u << 30) ? (1u << 30) : cap - n;
-    int r = gzread(g, buf + n, (unsigned)want);
-    if (r < 0) {
-      int code;
-      const char *msg = gzerror(g, &code);
-      char m[256];
-      snprintf(m, sizeof m, "%s", code == Z_ERRNO ? strerror(errno) : msg);
+    size_t got;
+    if (mf_reader_read(r, buf + n, cap - n, &got)) {
       free(buf);
-      gzclose(g);
-      return mf_fail("%s: read failed (corrupt or truncated gzip data?): %s", path, m);
+      mf_reader_close(r);
+      return -1;
     }
-    if (r == 0) break;
-    n += (size_t)r;
+    if (got == 0) break;
+    n += got;
   }
-  /* gzread returns what it inflated from a cut stream; the error says so */
-  int code;
-  gzerror(g, &code);
-  if (code == Z_BUF_ERROR) {
-    free(buf);
-    gzclose(g);
-    return mf_fail("%s: corrupt or truncated gzip data (the stream ends early)", path);
-  }
-  gzclose(g);
+  mf_reader_close(r);
   *data = buf;
   *len = n;
   return 0;

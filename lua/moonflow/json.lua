@@ -3,12 +3,17 @@
 -- or exponent so they decode as floats again.
 local J = {}
 
+local MAX_DEPTH = 200 -- nesting, both ways: recursion stays far from any stack limit
+
 J.null = setmetatable({}, { __name = "json.null", __tostring = function() return "null" end })
 
 ---------------------------------------------------------------- encoding
 local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
   ["\r"] = "\\r", ["\t"] = "\\t" }
-local function quote(s)
+local function quote(s, path)
+  -- JSON text is Unicode: bytes that are not UTF-8 would make a file no
+  -- reader (this one included) accepts
+  if not utf8.len(s) then error(("json.encode: string at %s is not valid UTF-8"):format(path), 0) end
   return '"' .. s:gsub('[%z\1-\31"\\]', function(c)
     return escapes[c] or ("\\u%04x"):format(c:byte())
   end) .. '"'
@@ -46,9 +51,11 @@ local function encode(v, out, path, opts, seen)
       out[#out + 1] = s
     end
   elseif tv == "string" then
-    out[#out + 1] = quote(v)
+    out[#out + 1] = quote(v, path)
   elseif tv == "table" and getmetatable(v) == nil or getmetatable(v) == J.array_mt then
     if seen[v] then error(("json.encode: cycle at %s"):format(path), 0) end
+    seen.depth = (seen.depth or 0) + 1
+    if seen.depth > MAX_DEPTH then error(("json.encode: nesting deeper than %d at %s"):format(MAX_DEPTH, path:sub(1, 60)), 0) end
     seen[v] = true
     if is_array(v) then
       out[#out + 1] = "["
@@ -58,18 +65,21 @@ local function encode(v, out, path, opts, seen)
       end
       out[#out + 1] = "]"
     else
-      local keys = {}
+      local keys, printed = {}, {}
       for k in pairs(v) do
         if type(k) ~= "string" and math.type(k) ~= "integer" then
           error(("json.encode: key %s at %s is not a string"):format(tostring(k), path), 0)
         end
-        keys[#keys + 1] = tostring(k)
+        local ks = tostring(k)
+        if printed[ks] then error(("json.encode: key %q at %s would be written twice"):format(ks, path), 0) end
+        printed[ks] = true
+        keys[#keys + 1] = ks
       end
       table.sort(keys)
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
         if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = quote(k)
+        out[#out + 1] = quote(k, path)
         out[#out + 1] = ":"
         local val = v[k]
         if val == nil then val = v[math.tointeger(tonumber(k))] end
@@ -78,8 +88,9 @@ local function encode(v, out, path, opts, seen)
       out[#out + 1] = "}"
     end
     seen[v] = nil
+    seen.depth = seen.depth - 1
   elseif opts.lenient then
-    out[#out + 1] = quote(tostring(v))
+    out[#out + 1] = quote(tostring(v), path)
   else
     error(("json.encode: a %s at %s has no JSON form"):format(tv, path), 0)
   end
@@ -108,9 +119,13 @@ local function decode_string(s, i)
   -- s:sub(i, i) == '"'
   local parts, j = {}, i + 1
   while true do
-    local a, b = s:find('["\\%z\1-\31]', j)
+    local a = s:find('["\\%z\1-\31]', j)
     if not a then fail(s, i, "unterminated string") end
-    parts[#parts + 1] = s:sub(j, a - 1)
+    local raw = s:sub(j, a - 1)
+    -- strict UTF-8: no overlong forms, no encoded surrogates, nothing past U+10FFFF
+    local ok, bad_at = utf8.len(raw)
+    if not ok then fail(s, j + bad_at - 1, "invalid UTF-8 in string") end
+    parts[#parts + 1] = raw
     local c = s:sub(a, a)
     if c == '"' then return table.concat(parts), a + 1 end
     if c ~= "\\" then fail(s, a, "control character in string") end
@@ -154,13 +169,16 @@ local function decode_number(s, i)
   if s:match("^[eE]", j) and not exp then fail(s, i, "bad number") end
   j = j + (exp and #exp or 0)
   local num = s:sub(i, j - 1)
-  local v = (frac or exp) and tonumber(num) or math.tointeger(tonumber(num))
-  if v == nil then v = tonumber(num) + 0.0 end -- an integer beyond 64 bits: a float
+  -- Lua reads an integer numeral that fits int64 as an integer and any
+  -- other as the nearest double: beyond int64 a float, as serde_json does
+  local v = tonumber(num)
+  if (frac or exp) then v = v + 0.0 end
+  if v == math.huge or v == -math.huge then fail(s, i, "number out of range of a double") end
   return v, j
 end
 
 function decode_value(s, i, depth)
-  if depth > 200 then fail(s, i, "nesting deeper than 200") end
+  if depth > MAX_DEPTH then fail(s, i, ("nesting deeper than %d"):format(MAX_DEPTH)) end
   i = ws(s, i)
   local c = s:sub(i, i)
   if c == "{" then

@@ -100,16 +100,56 @@ function Optimizer:grad_norm()
   return self.last_grad_sumsq and core.unary("sqrt", self.last_grad_sumsq) or nil
 end
 
+-- Loading a state dict: _prepare_load(sd) checks everything and returns a
+-- function that applies it, so mf.io.load can check every target first;
+-- load_state_dict is the two in a row.
+local function load_fail(fn, fmt, ...)
+  error(("moonflow.optim.%s.load_state_dict: " .. fmt):format(fn, ...), 0)
+end
+
+-- the check of a saved buffer against its own; returns the copy to run
 local function copy_state(dst, src, name, fn)
-  if not A.is_tensor(src) then error(("moonflow.optim.%s.load_state_dict: %s is missing"):format(fn, name), 3) end
+  if not A.is_tensor(src) then load_fail(fn, "%s is missing", name) end
   if core.numel(src) ~= core.numel(dst) then
-    error(("moonflow.optim.%s.load_state_dict: %s has %d elements, the model %d"):format(
-      fn, name, core.numel(src), core.numel(dst)), 3)
+    load_fail(fn, "%s has %d elements, the model %d", name, core.numel(src), core.numel(dst))
+  end
+  if core.dtype(src) == "i32" and core.dtype(dst) ~= "i32" then
+    load_fail(fn, "%s is i32, a float buffer is needed", name)
   end
   return function()
     if core.dtype(src) ~= core.dtype(dst) then src = core.to(src, core.dtype(dst)) end
     core.copy_(dst, core.reshape(src, dst:shape()))
   end
+end
+
+-- an integer >= 0 (JSON round trips may give integral floats)
+local function count_field(sd, key, fn)
+  local n = count_of(sd[key])
+  if not n or n < 0 then load_fail(fn, "%s must be an integer >= 0, got %s", key, tostring(sd[key])) end
+  return n
+end
+
+local function check_keys(sd, allowed, fn, where)
+  for k in pairs(sd) do
+    if not allowed[k] then load_fail(fn, "unexpected key %q%s", tostring(k), where or "") end
+  end
+end
+
+local function check_number(v, name, fn, lo, hi)
+  if type(v) ~= "number" or v ~= v or v < lo or v > hi then
+    load_fail(fn, "%s must be a number in [%s, %s], got %s", name, lo, hi, tostring(v))
+  end
+end
+
+local function state_table(sd, fn)
+  if type(sd) ~= "table" or A.is_tensor(sd) then load_fail(fn, "expected a table, got %s", type(sd)) end
+end
+
+function Optimizer:load_state_dict(sd)
+  local ok, apply = pcall(self._prepare_load, self, sd)
+  if not ok then error(apply, 2) end
+  apply()
+  return self
 end
 
 ------------------------------------------------------------------- AdamW
@@ -155,15 +195,29 @@ function AdamW:state_dict()
     hyper = { beta1 = self.beta1, beta2 = self.beta2, eps = self.eps, weight_decay = self.weight_decay } }
 end
 
-function AdamW:load_state_dict(sd)
-  if type(sd) ~= "table" or not count_of(sd.step) then
-    error("moonflow.optim.AdamW.load_state_dict: expected {step = integer, exp_avg, exp_avg_sq}", 2)
+local ADAMW_KEYS = { step = true, exp_avg = true, exp_avg_sq = true, hyper = true }
+local ADAMW_HYPER = { beta1 = { 0, 1 }, beta2 = { 0, 1 }, eps = { 0, math.huge }, weight_decay = { 0, math.huge } }
+
+-- the saved hyper-parameters are checked, not applied: the optimizer's own
+-- configuration stays in force
+function AdamW:_prepare_load(sd)
+  local fn = "AdamW"
+  state_table(sd, fn)
+  check_keys(sd, ADAMW_KEYS, fn)
+  local step = count_field(sd, "step", fn)
+  if sd.hyper ~= nil then
+    if type(sd.hyper) ~= "table" or A.is_tensor(sd.hyper) then load_fail(fn, "hyper must be a table") end
+    check_keys(sd.hyper, ADAMW_HYPER, fn, " in hyper")
+    for k, r in pairs(ADAMW_HYPER) do
+      if sd.hyper[k] ~= nil then check_number(sd.hyper[k], "hyper." .. k, fn, r[1], r[2]) end
+    end
   end
-  local a = copy_state(self.m, sd.exp_avg, "exp_avg", "AdamW")
-  local b = copy_state(self.v, sd.exp_avg_sq, "exp_avg_sq", "AdamW")
-  a(); b()
-  self.step_count = count_of(sd.step)
-  return self
+  local a = copy_state(self.m, sd.exp_avg, "exp_avg", fn)
+  local b = copy_state(self.v, sd.exp_avg_sq, "exp_avg_sq", fn)
+  return function()
+    a(); b()
+    self.step_count = step
+  end
 end
 
 --------------------------------------------------------------------- SGD
@@ -207,13 +261,17 @@ function SGD:state_dict()
   return { step = self.step_count, momentum_buffer = self.buf }
 end
 
-function SGD:load_state_dict(sd)
-  if type(sd) ~= "table" or not count_of(sd.step) then
-    error("moonflow.optim.SGD.load_state_dict: expected {step = integer, momentum_buffer}", 2)
+-- a saved momentum buffer is ignored when this SGD has no momentum
+function SGD:_prepare_load(sd)
+  local fn = "SGD"
+  state_table(sd, fn)
+  check_keys(sd, { step = true, momentum_buffer = true }, fn)
+  local step = count_field(sd, "step", fn)
+  local copy = self.buf and copy_state(self.buf, sd.momentum_buffer, "momentum_buffer", fn)
+  return function()
+    if copy then copy() end
+    self.step_count = step
   end
-  if self.buf then copy_state(self.buf, sd.momentum_buffer, "momentum_buffer", "SGD")() end
-  self.step_count = count_of(sd.step)
-  return self
 end
 
 --------------------------------------------------------------------- EMA
@@ -264,13 +322,19 @@ function EMA:state_dict()
   return { shadow = self.shadow, num_updates = self.num_updates, decay = self.decay }
 end
 
-function EMA:load_state_dict(sd)
-  if type(sd) ~= "table" or not count_of(sd.num_updates) then
-    error("moonflow.optim.EMA.load_state_dict: expected {shadow = tensor, num_updates = integer}", 2)
+-- the saved decay is checked, not applied (the EMA's own stays)
+function EMA:_prepare_load(sd)
+  local fn = "EMA"
+  state_table(sd, fn)
+  check_keys(sd, { shadow = true, num_updates = true, decay = true }, fn)
+  local n = count_field(sd, "num_updates", fn)
+  if sd.decay ~= nil then check_number(sd.decay, "decay", fn, 0, 1) end
+  local copy = copy_state(self.shadow, sd.shadow, "shadow", fn)
+  return function()
+    copy()
+    self.num_updates = n
   end
-  copy_state(self.shadow, sd.shadow, "shadow", "EMA")()
-  self.num_updates = count_of(sd.num_updates)
-  return self
 end
+EMA.load_state_dict = Optimizer.load_state_dict
 
 return M

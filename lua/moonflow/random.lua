@@ -71,11 +71,35 @@ end
 
 function Generator:get_state() return { seed = self.seed, offset = self.offset } end
 
-function Generator:set_state(s)
-  if type(s) ~= "table" or math.type(s.seed) ~= "integer" or math.type(s.offset) ~= "integer" then
-    error("moonflow.Generator:set_state: expected {seed = integer, offset = integer}", 2)
+-- Checks a generator state {seed = integer, offset = integer} and nothing
+-- else (the offset is a 64-bit counter: negative integers stand for the
+-- upper half); returns nil or the problem.
+local function state_problem(s)
+  if type(s) ~= "table" then
+    return ("expected {seed = integer, offset = integer}, got %s"):format(type(s))
   end
-  self.seed, self.offset = s.seed, s.offset
+  if math.type(s.seed) ~= "integer" then return ("seed must be an integer, got %s"):format(tostring(s.seed)) end
+  if math.type(s.offset) ~= "integer" then
+    return ("offset must be an integer, got %s"):format(tostring(s.offset))
+  end
+  for k in pairs(s) do
+    if k ~= "seed" and k ~= "offset" then return ("unexpected key %s"):format(tostring(k)) end
+  end
+end
+
+-- _prepare_state(s) -> apply(): checks s without changing the generator
+-- (mf.io.load checks every target before it applies any).
+function Generator:_prepare_state(s)
+  local why = state_problem(s)
+  if why then error("moonflow.Generator:set_state: " .. why, 0) end
+  local seed, offset = s.seed, s.offset
+  return function() self.seed, self.offset = seed, offset end
+end
+
+function Generator:set_state(s)
+  local ok, apply = pcall(self._prepare_state, self, s)
+  if not ok then error(apply, 2) end
+  apply()
 end
 
 function Generator:manual_seed(seed)
@@ -121,8 +145,38 @@ function Rngs.get_state(self)
   return s
 end
 
+-- a stream name is any string but the seed's key and the names of Rngs'
+-- own fields (rngs.set_state is a method, rngs.__index a metamethod)
+local function stream_name(k)
+  return type(k) == "string" and k ~= "" and k ~= "_seed" and rawget(Rngs, k) == nil
+end
+
+-- Checks {_seed = integer?, name = generator state, ...} whole before any
+-- stream changes; the seed is restored too, so streams first used after a
+-- load derive from the saved seed.
+function Rngs._prepare_state(self, s)
+  local function bad(fmt, ...) error(("moonflow.Rngs:set_state: " .. fmt):format(...), 0) end
+  if type(s) ~= "table" then bad("expected a table of generator states, got %s", type(s)) end
+  if s._seed ~= nil and math.type(s._seed) ~= "integer" then bad("_seed must be an integer, got %s", tostring(s._seed)) end
+  local names = {}
+  for k, v in pairs(s) do
+    if k ~= "_seed" then
+      if not stream_name(k) then bad("%q cannot name a stream", tostring(k)) end
+      local why = state_problem(v)
+      if why then bad("stream %q: %s", k, why) end
+      names[#names + 1] = k
+    end
+  end
+  return function()
+    if s._seed ~= nil then rawset(self, "_seed", s._seed) end
+    for _, k in ipairs(names) do self[k]:set_state(s[k]) end
+  end
+end
+
 function Rngs.set_state(self, s)
-  for k, v in pairs(s) do if k ~= "_seed" then self[k]:set_state(v) end end
+  local ok, apply = pcall(Rngs._prepare_state, self, s)
+  if not ok then error(apply, 2) end
+  apply()
 end
 
 R.default = R.Generator(0)

@@ -1,6 +1,7 @@
 /* Binding of files and data: PNG (libpng), whole-file reads with gzip
    (zlib), atomic writes, element decoding for npy/IDX/safetensors, and the
    launchers of cl/data.cl and cl/metrics.cl. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +53,55 @@ static int l_read_file(lua_State *L) {
   return 1;
 }
 
+/* open_reader(path) -> reader with :read(n) and :close(): a file read in
+   a stream, gzip data inflated (src/io_gzip.h), so a loader can read a
+   header first and then exactly the bytes it announces. */
+#define LMF_READER "moonflow.Reader"
+
+static mf_reader **reader_check(lua_State *L) {
+  mf_reader **r = luaL_checkudata(L, 1, LMF_READER);
+  if (!*r) luaL_error(L, "moonflow.reader: the reader is closed");
+  return r;
+}
+
+static int l_open_reader(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  mf_reader **r = lua_newuserdatauv(L, sizeof *r, 0);
+  *r = NULL;
+  luaL_setmetatable(L, LMF_READER);
+  if (mf_reader_open(r, path)) return lmf_fail(L, "open_reader");
+  return 1;
+}
+
+/* reader:read(n) -> up to n bytes (fewer only at the end), grown in chunks
+   so a header that overstates the size costs no more than the real data */
+static int l_reader_read(lua_State *L) {
+  mf_reader **r = reader_check(L);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (n < 0) return luaL_error(L, "moonflow.reader.read: negative size %I", n);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  size_t left = (size_t)n;
+  while (left > 0) {
+    size_t want = left < ((size_t)1 << 24) ? left : ((size_t)1 << 24);
+    char *p = luaL_prepbuffsize(&b, want);
+    size_t got;
+    if (mf_reader_read(*r, p, want, &got)) return lmf_fail(L, "read_file");
+    luaL_addsize(&b, got);
+    left -= got;
+    if (got < want) break;
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int l_reader_close(lua_State *L) {
+  mf_reader **r = luaL_checkudata(L, 1, LMF_READER);
+  mf_reader_close(*r);
+  *r = NULL;
+  return 0;
+}
+
 /* write_file(path, string or list of strings[, gzip]): temp file, fsync, rename */
 static int l_write_file(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -90,7 +140,11 @@ static int l_decode(lua_State *L) {
   int k = mf_src_from_name(kname);
   if (k < 0) return luaL_error(L, "moonflow.decode: unknown element type %s", kname);
   int64_t n = 1;
-  for (int i = 0; i < nd; ++i) n *= shape[i];
+  for (int i = 0; i < nd; ++i) {
+    if (shape[i] < 0 || (shape[i] > 0 && n > INT32_MAX / shape[i]))
+      return luaL_error(L, "moonflow.decode: shape has more than %d elements", INT32_MAX);
+    n *= shape[i];
+  }
   size_t need = (size_t)n * mf_src_size((mf_src_kind)k);
   if (off < 0 || (size_t)off > len || len - (size_t)off < need)
     return luaL_error(L, "moonflow.decode: %d %s elements at byte %d need %d bytes, %d are there",
@@ -152,8 +206,17 @@ static int l_pair_dist(lua_State *L) {
 }
 
 void lmf_open_io(lua_State *L) {
+  static const luaL_Reg reader[] = {{"read", l_reader_read}, {"close", l_reader_close},
+                                    {"__gc", l_reader_close}, {"__close", l_reader_close},
+                                    {NULL, NULL}};
+  luaL_newmetatable(L, LMF_READER);
+  luaL_setfuncs(L, reader, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"write_png", l_write_png}, {"read_png", l_read_png},
                                  {"read_file", l_read_file}, {"write_file", l_write_file},
+                                 {"open_reader", l_open_reader},
                                  {"decode", l_decode}, {"toy2d", l_toy2d},
                                  {"pair_dist", l_pair_dist}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);

@@ -273,14 +273,15 @@ end
 
 local function shape_str(s) return "{" .. table.concat(s, ", ") .. "}" end
 
--- Copies sd's tensors into the parameters. Everything is checked first
--- (missing or unexpected names, shapes), so a failure changes nothing.
--- opts.strict = false ignores missing and unexpected names.
-function Module:load_state_dict(sd, opts)
+-- _prepare_load(sd, opts) -> apply(): checks sd against the parameters
+-- (missing or unexpected names, non-tensors, shapes, an integer tensor for a
+-- float parameter) without changing anything; mf.io.load checks every
+-- target this way before it applies any. opts.strict = false ignores
+-- missing and unexpected names.
+function Module:_prepare_load(sd, opts)
+  local function bad(fmt, ...) error(("moonflow.nn.load_state_dict: " .. fmt):format(...), 0) end
   local strict = not (opts and opts.strict == false)
-  if type(sd) ~= "table" then
-    error(("moonflow.nn.load_state_dict: expected a table of tensors, got %s"):format(type(sd)), 2)
-  end
+  if type(sd) ~= "table" or A.is_tensor(sd) then bad("expected a table of tensors, got %s", type(sd)) end
   local own, plan = self:state_dict(), {}
   local missing, unexpected = {}, {}
   for name, p in pairs(own) do
@@ -288,32 +289,39 @@ function Module:load_state_dict(sd, opts)
     if src == nil then
       missing[#missing + 1] = name
     else
-      if not A.is_tensor(src) then
-        error(("moonflow.nn.load_state_dict: %s is a %s, not a tensor"):format(name, type(src)), 2)
-      end
+      if not A.is_tensor(src) then bad("%s is a %s, not a tensor", name, type(src)) end
       local a, b = shape_str(src:shape()), shape_str(p:shape())
-      if a ~= b then
-        error(("moonflow.nn.load_state_dict: %s has shape %s in the state dict but %s in the model"):format(name, a, b), 2)
+      if a ~= b then bad("%s has shape %s in the state dict but %s in the model", name, a, b) end
+      if (core.dtype(src) == "i32") ~= (core.dtype(p) == "i32") then
+        bad("%s is %s in the state dict but %s in the model", name, core.dtype(src), core.dtype(p))
       end
       plan[#plan + 1] = { p, src }
     end
   end
   for name in pairs(sd) do
-    if own[name] == nil then unexpected[#unexpected + 1] = name end
+    if own[name] == nil then unexpected[#unexpected + 1] = tostring(name) end
   end
   if strict and (#missing > 0 or #unexpected > 0) then
     table.sort(missing); table.sort(unexpected)
-    error(("moonflow.nn.load_state_dict: missing %s; unexpected %s"):format(
-      #missing > 0 and table.concat(missing, ", ") or "none",
-      #unexpected > 0 and table.concat(unexpected, ", ") or "none"), 2)
+    bad("missing %s; unexpected %s", #missing > 0 and table.concat(missing, ", ") or "none",
+      #unexpected > 0 and table.concat(unexpected, ", ") or "none")
   end
-  A.no_grad(function()
-    for _, e in ipairs(plan) do
-      local p, src = e[1], e[2]
-      if core.dtype(src) ~= core.dtype(p) then src = core.to(src, core.dtype(p)) end
-      core.copy_(p, src)
-    end
-  end)
+  return function()
+    A.no_grad(function()
+      for _, e in ipairs(plan) do
+        local p, src = e[1], e[2]
+        if core.dtype(src) ~= core.dtype(p) then src = core.to(src, core.dtype(p)) end
+        core.copy_(p, src)
+      end
+    end)
+  end
+end
+
+-- Copies sd's tensors into the parameters; a failure changes nothing.
+function Module:load_state_dict(sd, opts)
+  local ok, apply = pcall(self._prepare_load, self, sd, opts)
+  if not ok then error(apply, 2) end
+  apply()
   return self
 end
 
