@@ -2,8 +2,8 @@
    the Linear epilogue (bias, activation, residual), activation gradients,
    LayerNorm (with an added input and an activation) and its backward,
    column sums for bias and LayerNorm weight gradients.
-   Activations are compiled in: kernel names carry _none, _silu, _gelu,
-   _relu or _tanh before the dtype.
+   Activations are compiled in: kernel names carry the activation's name
+   (MF_ACTIVATIONS of src/kernel_names.h) before the dtype.
    Two shapes of each kernel are compiled on every device; the launcher picks
    one by device type (core.nn_path can force either, so specs run both):
    run (nn_*, CPUs): a work-item takes a run of rows (mf_run) and walks each
@@ -110,7 +110,7 @@
 
 /* Kernels with an activation compiled in (A = none, silu, gelu, relu, tanh),
    in the run shape (nn_*, CPUs) ... */
-#define MF_NN_ACT_RUN(T, suf, A)                                                   \
+#define MF_NN_ACT_RUN(A, T, suf)                                                   \
   /* Linear epilogue in place on the product z: pre = z + b (has_b);           \
      y = act(pre) + r (has_r). With act, z keeps pre; without, y may be z. */  \
   kernel void nn_bias_act_##A##_##suf(global T *y, global T *z,                \
@@ -303,7 +303,7 @@
     }                                                                          \
   }
 /* ... and the work-group shape (nnwg_*, GPUs) */
-#define MF_NN_ACT_WG(T, suf, A)                                                \
+#define MF_NN_ACT_WG(A, T, suf)                                                \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
   void nnwg_bias_act_##A##_##suf(global T *y, global T *z, global const T *b,    \
                                int ob, int has_b, global const T *r, int orr,  \
@@ -415,16 +415,8 @@
 
 #define MF_NN(T, suf)                                                          \
   MF_NN_BASE(T, suf)                                                           \
-  MF_NN_ACT_RUN(T, suf, none)                                                  \
-  MF_NN_ACT_RUN(T, suf, silu)                                                  \
-  MF_NN_ACT_RUN(T, suf, gelu)                                                  \
-  MF_NN_ACT_RUN(T, suf, relu)                                                  \
-  MF_NN_ACT_RUN(T, suf, tanh)                                                  \
-  MF_NN_ACT_WG(T, suf, none)                                                   \
-  MF_NN_ACT_WG(T, suf, silu)                                                   \
-  MF_NN_ACT_WG(T, suf, gelu)                                                   \
-  MF_NN_ACT_WG(T, suf, relu)                                                   \
-  MF_NN_ACT_WG(T, suf, tanh)
+  MF_ACTIVATIONS(MF_NN_ACT_RUN, T, suf)                                        \
+  MF_ACTIVATIONS(MF_NN_ACT_WG, T, suf)
 
 MF_NN(float, f32)
 #ifdef MF_FP64

@@ -15,6 +15,9 @@
   X(sign, A, B) X(recip, A, B) X(floor, A, B) X(silu_grad, A, B)               \
   X(gelu_grad, A, B)
 
+/* activations compiled into the fused layer kernels (cl/nn.cl) */
+#define MF_ACTIVATIONS(X, A, B) X(none, A, B) X(silu, A, B) X(gelu, A, B) X(relu, A, B) X(tanh, A, B)
+
 /* diff_coef: coefficient functions of t or sigma (cl/diffusion.cl) */
 #define MF_COEFS(X, A, B)                                                      \
   X(sit_c_in, A, B) X(sit_c_out, A, B) X(sit_c_skip, A, B)                     \
@@ -38,6 +41,7 @@
 
 #define MF_ENUM_ITEM(name, prefix, B) prefix##name,
 enum mf_unary_op { MF_UNARY_OPS(MF_ENUM_ITEM, MF_UN_, _) MF_UN_COUNT };
+enum mf_activation { MF_ACTIVATIONS(MF_ENUM_ITEM, MF_ACTIVATION_, _) MF_ACTIVATION_COUNT };
 enum mf_coef { MF_COEFS(MF_ENUM_ITEM, MF_COEF_, _) MF_COEF_COUNT };
 enum mf_rf_op { MF_RF_OPS(MF_ENUM_ITEM, MF_RF_, _) MF_RF_COUNT };
 enum mf_nt_kind { MF_NT_KINDS(MF_ENUM_ITEM, MF_NT_, _) MF_NT_COUNT };

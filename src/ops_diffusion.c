@@ -78,14 +78,14 @@ static int gpu_shape(void) {
 }
 
 int mf_noise_target(mf_tensor *out, const mf_tensor *x, const mf_tensor *y, const mf_tensor *p,
-                    int kind, int tr, int both) {
+                    enum mf_nt_kind kind, int tr, int both) {
   if (check_pair("noise_target", x, y)) return -1;
   if (p->dtype != x->dtype)
     return mf_fail("noise_target: parameter dtype %s differs from data dtype %s", mf_dtype_name(p->dtype),
                    mf_dtype_name(x->dtype));
   int64_t rows = rows_of(x), n = mf_numel(x);
   int ps = 0;
-  if (row_stride("noise_target: parameters", p, rows, kind == MF_NT_GENERAL ? 4 : 1, &ps)) return -1;
+  if (row_stride("noise_target: parameters", p, rows, kind == MF_NT_general ? 4 : 1, &ps)) return -1;
   int gpu = gpu_shape();
   cl_kernel k = mf_typed_kernel(gpu ? "diff_nt" : "diff_ntrow", x->dtype);
   if (!k) return -1;
@@ -139,7 +139,7 @@ static int rowred_prep(packs *pk, const char *what, const mf_tensor *a, const mf
 }
 
 int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_tensor *w, double s,
-              int mode) {
+              enum mf_rowred_mode mode) {
   packs pk = {.n = 0};
   const mf_tensor *ac, *bc, *wc;
   int ws;
@@ -187,7 +187,7 @@ int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_t
 }
 
 int mf_rowred_grad(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_tensor *w,
-                   const mf_tensor *g, double s, int mode) {
+                   const mf_tensor *g, double s, enum mf_rowred_mode mode) {
   packs pk = {.n = 0};
   const mf_tensor *ac, *bc, *wc, *gc;
   int ws;
@@ -217,7 +217,7 @@ int mf_rowred_grad(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const
   return rc;
 }
 
-int mf_diff_coef(mf_tensor *out, const mf_tensor *t, int which, double param, int deriv) {
+int mf_diff_coef(mf_tensor *out, const mf_tensor *t, enum mf_coef which, double param, int deriv) {
   if (t->dtype == MF_I32) return mf_fail("coefficient: t must be f32 or f64, got i32");
   cl_kernel k = mf_typed_kernel("diff_coef", t->dtype);
   if (!k) return -1;
@@ -252,7 +252,7 @@ int mf_ndtri(mf_tensor *out, const mf_tensor *u) {
   return rc;
 }
 
-int mf_rf_conv(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_tensor *t, int op,
+int mf_rf_conv(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_tensor *t, enum mf_rf_op op,
                int wa, int wb) {
   if (check_pair("rf", a, b)) return -1;
   if (a->dtype == MF_I32) return mf_fail("rf: data must be f32 or f64, got i32");
@@ -285,7 +285,7 @@ static int check_lo(const char *what, const mf_tensor *hi, const mf_tensor *lo) 
 
 int mf_rf_conv_ff(mf_tensor *ohi, mf_tensor *olo, const mf_tensor *ahi, const mf_tensor *alo,
                   const mf_tensor *bhi, const mf_tensor *blo, const mf_tensor *thi,
-                  const mf_tensor *tlo, int op, int wa, int wb) {
+                  const mf_tensor *tlo, enum mf_rf_op op, int wa, int wb) {
   if (check_lo("a", ahi, alo) || check_lo("b", bhi, blo) || check_lo("t", thi, tlo) ||
       check_pair("rf (float-float)", ahi, bhi))
     return -1;

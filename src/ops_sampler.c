@@ -178,11 +178,11 @@ static int check_vec(const mf_tensor *t, mf_dtype dt, int64_t n, const char *wha
 }
 
 int mf_oracle_field(mf_tensor *out, const mf_tensor *x, const mf_tensor *t, const mf_tensor *y,
-                    const mf_tensor *mu, const mf_tensor *s2, const mf_tensor *logw, int field, int edm,
-                    double xs) {
+                    const mf_tensor *mu, const mf_tensor *s2, const mf_tensor *logw,
+                    enum mf_oracle_field field, int edm, double xs) {
   if (check_real(x, "oracle_field")) return -1;
   if (x->ndim != 2) return mf_fail("x must be {B, D}, got %d dims", x->ndim);
-  if (field < 0 || field > 3) return mf_fail("unknown field %d", field);
+  if ((int)field < 0 || field >= MF_FIELD_COUNT) return mf_fail("unknown field %d", (int)field);
   int64_t B = x->shape[0], D = x->shape[1], K = mu->ndim == 2 ? mu->shape[0] : 0;
   if (mu->ndim != 2 || mu->shape[1] != D) return mf_fail("means must be {K, %lld}", (long long)D);
   if (check_vec(t, x->dtype, B, "t") || check_vec(s2, x->dtype, K, "s2") || check_vec(logw, x->dtype, K, "logw") ||
