@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "launch.h"
+#include "ops_elementwise.h"
 #include "runtime.h"
 
 /* Contiguous views (or packed copies) of up to 16 inputs, released together. */
@@ -54,13 +56,6 @@ static int row_stride(const char *what, const mf_tensor *p, int64_t rows, int k,
                    mf_shape_str(s, sizeof s, p->ndim, p->shape), k, (int)rows, k);
   }
   return 0;
-}
-
-typedef union { cl_float f; cl_double d; } real;
-static size_t real_of(real *r, mf_dtype dt, double v) {
-  if (dt == MF_F64) { r->d = v; return sizeof(cl_double); }
-  r->f = (cl_float)v;
-  return sizeof(cl_float);
 }
 
 /* Loop shape: 0 by device (GPU shapes on GPUs, CPU shapes on CPUs), 1 the
@@ -153,8 +148,8 @@ int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_t
   cl_kernel k = mf_typed_kernel(narrow ? "diff_rowred1" : "diff_rowred", a->dtype);
   int rc = !k;
   if (!rc && rows > 0) {
-    real sv;
-    size_t ss = real_of(&sv, a->dtype, s);
+    mf_scalar sv;
+    size_t ss = mf_scalar_of(&sv, a->dtype, s);
     cl_int oa = (cl_int)ac->offset, ob = (cl_int)bc->offset, ow = (cl_int)wc->offset, cws = ws;
     cl_int hasw = w != NULL, cr = (cl_int)rows, cc = (cl_int)cols, cm = mode;
     rc = mf_args(k, 13, MF_ARG(out->st->buf), MF_ARG(ac->st->buf), MF_ARG(oa), MF_ARG(bc->st->buf),
@@ -202,8 +197,8 @@ int mf_rowred_grad(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const
   cl_kernel k = mf_typed_kernel("diff_rowred_grad", a->dtype);
   if (!k) { unpack(&pk); return -1; }
   if (mf_empty(out, a->dtype, a->ndim, a->shape)) { unpack(&pk); return -1; }
-  real sv;
-  size_t ss = real_of(&sv, a->dtype, s);
+  mf_scalar sv;
+  size_t ss = mf_scalar_of(&sv, a->dtype, s);
   cl_int oa = (cl_int)ac->offset, ob = (cl_int)bc->offset, ow = (cl_int)wc->offset, og = (cl_int)gc->offset;
   cl_int cws = ws, hasw = w != NULL, cr = (cl_int)rows, cc = (cl_int)cols, cm = mode;
   int rc = n == 0 ? 0
@@ -225,8 +220,8 @@ int mf_diff_coef(mf_tensor *out, const mf_tensor *t, enum mf_coef which, double 
   const mf_tensor *tc = pack(&pk, t);
   if (!tc) return -1;
   if (mf_empty(out, t->dtype, t->ndim, t->shape)) { unpack(&pk); return -1; }
-  real pv;
-  size_t ps = real_of(&pv, t->dtype, param);
+  mf_scalar pv;
+  size_t ps = mf_scalar_of(&pv, t->dtype, param);
   cl_int ot = (cl_int)tc->offset, n = (cl_int)mf_numel(t), w = which, d = deriv;
   int rc = mf_args(k, 7, MF_ARG(out->st->buf), MF_ARG(tc->st->buf), MF_ARG(ot), MF_ARG(n), MF_ARG(w), ps,
                    (const void *)&pv, MF_ARG(d)) ||

@@ -6,7 +6,7 @@
 #define MF_OPS_DIFFUSION_H
 
 #include "kernel_names.h"
-#include "ops.h"
+#include "tensor.h"
 
 /* Kernel loop shapes: 0 by device type, 1 GPU shapes, 2 CPU shapes, -1
    only asks; returns the previous mode. */

@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-#include "ops.h"
+#include "launch.h"
 #include "runtime.h"
 
 #define NN_WG 64    /* work-group size of the row kernels (cl/nn.cl) */

@@ -6,7 +6,7 @@
 #define MF_OPS_SAMPLER_H
 
 #include "kernel_names.h"
-#include "ops.h"
+#include "tensor.h"
 
 /* d = u ? u + s (c - u) : c; out = x + h d; when aux is given it receives d
    (aux_x == 0) or x + ha d (aux_x != 0). */
