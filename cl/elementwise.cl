@@ -292,14 +292,14 @@ inline void mf_walk3_step(mf_walk3 *w, int cnt) {
 /* out = m != 0 ? a : b, all three read through their own strides */
 #define MF_WHERE(T, suf)                                                       \
   kernel void where_##suf(global T *out, global const T *m, int om,            \
-                          global const T *a, int oa, global const T *b, int ob,\
+                          global const T *a, int oa, global const T *b, int ob, \
                           int n, int nd, int8 shape, int8 sm, int8 sa, int8 sb) { \
     MF_STR_WHERE(T)                                                            \
   }
 
 /* out = min(max(x, lo), hi) */
 #define MF_CLAMP(T, suf)                                                       \
-  kernel void clamp_##suf(global T *out, global const T *a, int oa, T lo,     \
+  kernel void clamp_##suf(global T *out, global const T *a, int oa, T lo,      \
                           T hi, int n, int nd, int8 shape, int8 sa) {          \
     if (nd == 0) {                                                             \
       MF_FOR(i, n) {                                                           \

@@ -51,7 +51,7 @@
                                      int cols, int chunk, int P) {             \
     NN_COLSUM_PART_WG(T)                                                       \
   }                                                                            \
-  /* pass 2: out[c] = sum_r a[oa + r lda + c] (+ out[c] when acc) */          \
+  /* pass 2: out[c] = sum_r a[oa + r lda + c] (+ out[c] when acc) */           \
   kernel void nn_colsum_##suf(global T *out, int oo, global const T *a,        \
                               int oa, int lda, int rows, int cols, int acc) {  \
     MF_FOR(c, cols) {                                                          \
@@ -62,7 +62,7 @@
   }
 
 /* run shape (CPUs): a work-item per chunk, rows streamed in vectors */
-#define NN_COLSUM_PART_RUN(T)                                                 \
+#define NN_COLSUM_PART_RUN(T)                                                  \
   int stride = ln ? 2 * cols : cols;                                           \
   for (int p = get_global_id(0); p < P; p += get_global_size(0)) {             \
     global T *pw = part + (long)p * stride;                                    \
@@ -89,7 +89,7 @@
     }                                                                          \
   }
 /* work-group shape (GPUs): a work-item per (chunk, column), coalesced */
-#define NN_COLSUM_PART_WG(T)                                                 \
+#define NN_COLSUM_PART_WG(T)                                                   \
   MF_FOR(i, P * cols) {                                                        \
     int p = i / cols, c = i - p * cols;                                        \
     int r1 = min(rows, (p + 1) * chunk);                                       \
@@ -110,7 +110,7 @@
 
 /* Kernels with an activation compiled in (A = none, silu, gelu, relu, tanh),
    in the run shape (nn_*, CPUs) ... */
-#define MF_NN_ACT_RUN(A, T, suf)                                                   \
+#define MF_NN_ACT_RUN(A, T, suf)                                               \
   /* Linear epilogue in place on the product z: pre = z + b (has_b);           \
      y = act(pre) + r (has_r). With act, z keeps pre; without, y may be z. */  \
   kernel void nn_bias_act_##A##_##suf(global T *y, global T *z,                \
@@ -196,7 +196,7 @@
     }                                                                          \
   }                                                                            \
   /* LayerNorm backward: gp = g act'(pre) (pre recomputed) to gpre (= the      \
-     gradient of c); u = gp w; gx = rstd (u - mean u - xh mean(u xh)) */        \
+     gradient of c); u = gp w; gx = rstd (u - mean u - xh mean(u xh)) */       \
   kernel void nn_ln_bwd_##A##_##suf(global T *gx, global T *gpre,              \
                                     global const T *g, global const T *x,      \
                                     global const T *mean,                      \
@@ -251,10 +251,10 @@
       }                                                                        \
     }                                                                          \
   }                                                                            \
-  /* LayerNorm jvp (tangents of x and c; w, b constant): with                \
+  /* LayerNorm jvp (tangents of x and c; w, b constant): with                  \
      xh = (x - mu) rstd, the normalization's tangent is                        \
      txh = rstd (tx - mean tx - xh mean(tx xh)), and                           \
-     ty = act'(pre) (txh w + tc). flags: 1 w, 2 b, 4 c, 8 tc, 16 tx. */         \
+     ty = act'(pre) (txh w + tc). flags: 1 w, 2 b, 4 c, 8 tc, 16 tx. */        \
   kernel void nn_ln_jvp_##A##_##suf(global T *ty, global const T *tx,          \
                                     global const T *tc, int otc,               \
                                     global const T *x, global const T *mean,   \
@@ -278,7 +278,7 @@
         }                                                                      \
         m1 = nn_hsum_##suf(s1);                                                \
         m2 = nn_hsum_##suf(s2);                                                \
-        for (; k < cols; ++k) { m1 += tr[k]; m2 += tr[k] * (xr[k] - mu) * rs; }\
+        for (; k < cols; ++k) { m1 += tr[k]; m2 += tr[k] * (xr[k] - mu) * rs; } \
         m1 /= cols;                                                            \
         m2 /= cols;                                                            \
       }                                                                        \
@@ -305,7 +305,7 @@
 /* ... and the work-group shape (nnwg_*, GPUs) */
 #define MF_NN_ACT_WG(A, T, suf)                                                \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nnwg_bias_act_##A##_##suf(global T *y, global T *z, global const T *b,    \
+  void nnwg_bias_act_##A##_##suf(global T *y, global T *z, global const T *b,  \
                                int ob, int has_b, global const T *r, int orr,  \
                                int has_r, int rows, int cols) {                \
     int l = get_local_id(0);                                                   \
@@ -320,12 +320,12 @@
       if (y != z) z[i] = pre;                                                  \
     }                                                                          \
   }                                                                            \
-  kernel void nnwg_act_grad_##A##_##suf(global T *gp, global const T *g,         \
+  kernel void nnwg_act_grad_##A##_##suf(global T *gp, global const T *g,       \
                                       global const T *pre, int n) {            \
     MF_FOR(i, n) { T x = pre[i]; gp[i] = g[i] * MF_DACT_##A(T, x); }           \
   }                                                                            \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nnwg_ln_fwd_##A##_##suf(global T *y, global T *mean, global T *rstd,      \
+  void nnwg_ln_fwd_##A##_##suf(global T *y, global T *mean, global T *rstd,    \
                              global const T *x, global const T *w, int ow,     \
                              global const T *b, int obb, global const T *cc,   \
                              int oc, int rows, int cols, T eps, int flags) {   \
@@ -351,7 +351,7 @@
     }                                                                          \
   }                                                                            \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nnwg_ln_bwd_##A##_##suf(global T *gx, global T *gpre, global const T *g,  \
+  void nnwg_ln_bwd_##A##_##suf(global T *gx, global T *gpre, global const T *g, \
                              global const T *x, global const T *mean,          \
                              global const T *rstd, global const T *w, int ow,  \
                              global const T *b, int obb, global const T *cc,   \
@@ -382,7 +382,7 @@
     }                                                                          \
   }                                                                            \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nnwg_ln_jvp_##A##_##suf(global T *ty, global const T *tx,                 \
+  void nnwg_ln_jvp_##A##_##suf(global T *ty, global const T *tx,               \
                              global const T *tc, int otc, global const T *x,   \
                              global const T *mean, global const T *rstd,       \
                              global const T *w, int ow, global const T *b,     \

@@ -126,8 +126,9 @@ MF_SAMPLER_STEPS(double, f64)
    (label y_b < K keeps only component y_b, y_b = K all of them, else NaN), and
      out = g sum_k r_k ((c0 + c1 s2_k) / V_k (x - a mu_k) + cb mu_k)
    with (c0, c1, cb, g) by field:
-     0 velocity (t, -a, -1, 1)   1 score (-1, 0, 0, 1)   2 posterior mean (0, a, 1, 1)
-     3 raw EDM F (-xs^2, 1, 1, sigma / (xs sqrt(sigma^2 + xs^2))).
+     velocity (t, -a, -1, 1)   score (-1, 0, 0, 1)   mean (posterior) (0, a, 1, 1)
+     raw EDM F (-xs^2, 1, 1, sigma / (xs sqrt(sigma^2 + xs^2)))
+   (field: enum mf_oracle_field, src/kernel_names.h).
    One work-item per row; logits in two passes (max, then weights). */
 #define MF_ORACLE(T, suf)                                                      \
   kernel void oracle_field_##suf(global T *out, global const T *x, int ox,     \
@@ -144,10 +145,10 @@ MF_SAMPLER_STEPS(double, f64)
       T a = edm ? (T)1 : (T)1 - tb;                                            \
       int lab = has_y ? y[oy + b] : K;                                         \
       T c0, c1, cb, g = (T)1;                                                  \
-      if (field == MF_FIELD_velocity) { c0 = tb; c1 = -a; cb = (T)-1; }                        \
-      else if (field == MF_FIELD_score) { c0 = (T)-1; c1 = (T)0; cb = (T)0; }               \
-      else if (field == MF_FIELD_mean) { c0 = (T)0; c1 = a; cb = (T)1; }                   \
-      else { /* raw */ c0 = -xs * xs; c1 = (T)1; cb = (T)1;                              \
+      if (field == MF_FIELD_velocity) { c0 = tb; c1 = -a; cb = (T)-1; }        \
+      else if (field == MF_FIELD_score) { c0 = (T)-1; c1 = (T)0; cb = (T)0; }  \
+      else if (field == MF_FIELD_mean) { c0 = (T)0; c1 = a; cb = (T)1; }       \
+      else { /* raw */ c0 = -xs * xs; c1 = (T)1; cb = (T)1;                    \
              g = tb / (xs * sqrt(tb * tb + xs * xs)); }                        \
       global const T *xr = x + ox + b * D;                                     \
       global T *o = out + b * D;                                               \

@@ -117,4 +117,5 @@ void lmf_open_nn(lua_State *L) {
                                  {"nn_path", l_nn_path},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
+  lmf_set_names(L, acts, "nn_activations");
 }
