@@ -8,15 +8,15 @@
 /* ------------------------------------------------------------------------
    Per-row coefficients of the fused noising kernel:
      x_t = a x + b n,   target = c x + d n
-   kind 0 (SiT / RF): p = t,     a = 1 - t, b = t,     c = -1, d = 1
-   kind 1 (EDM):      p = sigma, a = 1,     b = sigma, c = 1,  d = 0
-   kind 2 (general):  p holds (a, b, c, d) per row (ps = 4, or 0) */
+   MF_NT_sit (SiT / RF): p = t,     a = 1 - t, b = t,     c = -1, d = 1
+   MF_NT_edm:            p = sigma, a = 1,     b = sigma, c = 1,  d = 0
+   MF_NT_general:        p holds (a, b, c, d) per row (ps = 4, or 0) */
 #define MF_NT_COEF(T)                                                          \
   T pa, pb, pc, pd;                                                            \
   {                                                                            \
     global const T *pr = p + op + ps * r;                                      \
-    if (kind == 0) { pa = (T)1 - pr[0]; pb = pr[0]; pc = (T)-1; pd = (T)1; }   \
-    else if (kind == 1) { pa = (T)1; pb = pr[0]; pc = (T)1; pd = (T)0; }       \
+    if (kind == MF_NT_sit) { pa = (T)1 - pr[0]; pb = pr[0]; pc = (T)-1; pd = (T)1; } \
+    else if (kind == MF_NT_edm) { pa = (T)1; pb = pr[0]; pc = (T)1; pd = (T)0; } \
     else { pa = pr[0]; pb = pr[1]; pc = pr[2]; pd = pr[3]; }                   \
     /* tr: the transposed map, (gx, gn) = (a gxt + c gtgt, b gxt + d gtgt) */  \
     if (tr) { T s = pb; pb = pc; pc = s; }                                     \
@@ -27,14 +27,12 @@
    diff_nt (GPUs): each work-item takes runs of 4 elements (one vector load
    per operand) in a grid-stride loop; a run that straddles two rows falls
    back to scalars.
-   diff_ntrow (CPUs): work-item g of G takes one contiguous run of
-   ceil(n / G) elements, split at row ends so the coefficients are constant
+   diff_ntrow (CPUs): each work-item takes its contiguous run (mf_run),
+   split at row ends so the coefficients are constant
    over each inner loop (which the compiler vectorizes). */
 #define MF_NT_ROWS(T)                                                          \
-  int n = rows * cols;                                                         \
-  long G = get_global_size(0), g = get_global_id(0);                           \
-  long R = (((long)n + G - 1) / G + 15) & ~15L;                                \
-  int lo = (int)min((long)n, g * R), hi = (int)min((long)n, g * R + R);        \
+  int2 run_ = mf_run(rows * cols);                                             \
+  int lo = run_.x, hi = run_.y;                                                \
   int r = lo / cols, e = min(hi, (r + 1) * cols);                              \
   for (int i = lo; i < hi; i = e, ++r, e = min(hi, e + cols)) {                \
     MF_NT_COEF(T)                                                              \
@@ -83,13 +81,14 @@
 /* ------------------------------------------------------------------------
    Per-row weighted reductions, one launch, {rows} output:
      out[r] = s w_r sum_j f(a[r, j], b[r, j])
-   mode 0: (a - b)^2 (the squared error), 1: a b (dot), 2: a^2
+   mode MF_ROWRED_sqerr: (a - b)^2, MF_ROWRED_dot: a b, MF_ROWRED_square: a^2
    w is read at w[ow + ws r] when hasw, else w_r = 1.
    diff_rowred: one work-group per row, each work-item folds a strided run
    (4-wide when the row starts allow it), then a tree in local memory.
    diff_rowred1: one work-item per row (narrow rows, and every row on CPUs,
    where a work-item streams through its rows with 16 accumulator lanes). */
-#define MF_ROW_F(T, mode, u, v) ((mode) == 0 ? ((u) - (v)) * ((u) - (v)) : (mode) == 1 ? (u) * (v) : (u) * (u))
+#define MF_ROW_F(T, mode, u, v)                                                \
+  ((mode) == MF_ROWRED_sqerr ? ((u) - (v)) * ((u) - (v)) : (mode) == MF_ROWRED_dot ? (u) * (v) : (u) * (u))
 
 #define MF_ROWRED(T, T4, suf)                                                  \
   kernel void diff_rowred_##suf(global T *out, global const T *a, int oa,      \
@@ -97,6 +96,7 @@
                                 int ow, int ws, int hasw, int rows, int cols,  \
                                 T s, int mode, local T *acc) {                 \
     int r = get_group_id(0), l = get_local_id(0), L = get_local_size(0);       \
+    (void)rows; /* one work-group per row */                                   \
     global const T *ar = a + oa + (long)r * cols;                              \
     global const T *br = b + ob + (long)r * cols;                              \
     T sum = (T)0;                                                              \
@@ -104,7 +104,7 @@
       int nq = cols / 4;                                                       \
       for (int q = l; q < nq; q += L) {                                        \
         T4 u = vload4(q, ar), v = vload4(q, br), f;                            \
-        f = mode == 0 ? (u - v) * (u - v) : mode == 1 ? u * v : u * u;         \
+        f = MF_ROW_F(T4, mode, u, v);                                          \
         sum += (f.x + f.y) + (f.z + f.w);                                      \
       }                                                                        \
     } else {                                                                   \
@@ -134,10 +134,10 @@
           T4 u1 = vload4(1, ar + j), v1 = vload4(1, br + j);                   \
           T4 u2 = vload4(2, ar + j), v2 = vload4(2, br + j);                   \
           T4 u3 = vload4(3, ar + j), v3 = vload4(3, br + j);                   \
-          a0 += mode == 0 ? (u0 - v0) * (u0 - v0) : mode == 1 ? u0 * v0 : u0 * u0; \
-          a1 += mode == 0 ? (u1 - v1) * (u1 - v1) : mode == 1 ? u1 * v1 : u1 * u1; \
-          a2 += mode == 0 ? (u2 - v2) * (u2 - v2) : mode == 1 ? u2 * v2 : u2 * u2; \
-          a3 += mode == 0 ? (u3 - v3) * (u3 - v3) : mode == 1 ? u3 * v3 : u3 * u3; \
+          a0 += MF_ROW_F(T4, mode, u0, v0);                                    \
+          a1 += MF_ROW_F(T4, mode, u1, v1);                                    \
+          a2 += MF_ROW_F(T4, mode, u2, v2);                                    \
+          a3 += MF_ROW_F(T4, mode, u3, v3);                                    \
         }                                                                      \
         T4 a = (a0 + a1) + (a2 + a3);                                          \
         sum = (a.x + a.y) + (a.z + a.w);                                       \
@@ -146,8 +146,8 @@
       out[r] = s * (hasw ? w[ow + ws * r] : (T)1) * sum;                       \
     }                                                                          \
   }                                                                            \
-  /* d/da of the above times g_r: out = 2 s w_r g_r (a - b) (mode 0),          \
-     s w_r g_r b (mode 1), 2 s w_r g_r a (mode 2); g read at g[og + r] */      \
+  /* d/da of the above times g_r: out = 2 s w_r g_r (a - b) (sqerr),           \
+     s w_r g_r b (dot), 2 s w_r g_r a (square); g read at g[og + r] */         \
   kernel void diff_rowred_grad_##suf(global T *out, global const T *a, int oa, \
                                      global const T *b, int ob,                \
                                      global const T *w, int ow, int ws,        \
@@ -158,43 +158,46 @@
       int r = i / cols;                                                        \
       T k = s * (hasw ? w[ow + ws * r] : (T)1) * g[og + r];                    \
       T u = a[oa + i], v = b[ob + i];                                          \
-      out[i] = mode == 0 ? (T)2 * k * (u - v) : mode == 1 ? k * v : (T)2 * k * u; \
+      out[i] = mode == MF_ROWRED_sqerr ? (T)2 * k * (u - v) : mode == MF_ROWRED_dot ? k * v : (T)2 * k * u; \
     }                                                                          \
   }
 
 /* ------------------------------------------------------------------------
    Elementwise coefficient functions of t (or sigma), and their derivatives
    (deriv != 0), with sd = x_sigma (EDM) or the shift (t_shift):
-   0 SiT c_in = 1                 1 SiT c_out = 1
-   2 SiT c_skip = 0               3 SiT c_noise = t
-   4 EDM c_in = 1/sqrt(sd^2 + s^2)          d: -s (sd^2 + s^2)^(-3/2)
-   5 EDM c_out = s sd / sqrt(s^2 + sd^2)     d: sd^3 (s^2 + sd^2)^(-3/2)
-   6 EDM c_skip = sd^2 / (s^2 + sd^2)        d: -2 s sd^2 / (s^2 + sd^2)^2
-   7 EDM c_noise = log(s) / 4                d: 1 / (4 s)
-   8 EDM weight = (s^2 + sd^2) / (s sd)^2    d: -2 / s^3
-   9 t_shift = sd t / (1 + (sd - 1) t)       d: sd / (1 + (sd - 1) t)^2
-   10 rf_alpha = 1 - t                        d: -1
-   11 rf_sigma = t                            d: 1 */
+   (which: enum mf_coef, src/kernel_names.h)
+   sit_c_in = 1                  sit_c_out = 1
+   sit_c_skip = 0                sit_c_noise = t
+   edm_c_in = 1/sqrt(sd^2 + s^2)          d: -s (sd^2 + s^2)^(-3/2)
+   edm_c_out = s sd / sqrt(s^2 + sd^2)    d: sd^3 (s^2 + sd^2)^(-3/2)
+   edm_c_skip = sd^2 / (s^2 + sd^2)       d: -2 s sd^2 / (s^2 + sd^2)^2
+   edm_c_noise = log(s) / 4               d: 1 / (4 s)
+   edm_weight = (s^2 + sd^2) / (s sd)^2   d: -2 / s^3
+   t_shift = sd t / (1 + (sd - 1) t)      d: sd / (1 + (sd - 1) t)^2
+   rf_alpha = 1 - t                       d: -1
+   rf_sigma = t                           d: 1 */
 #define MF_COEF(T, suf)                                                        \
   kernel void diff_coef_##suf(global T *out, global const T *t, int ot, int n, \
                               int which, T sd, int deriv) {                    \
     MF_FOR(i, n) {                                                             \
       T s = t[ot + i], q = s * s + sd * sd, y;                                 \
       switch (which) {                                                         \
-        case 0: case 1: y = deriv ? (T)0 : (T)1; break;                        \
-        case 2: y = (T)0; break;                                               \
-        case 3: case 11: y = deriv ? (T)1 : s; break;                          \
-        case 4: y = deriv ? -s / (q * sqrt(q)) : rsqrt(q); break;              \
-        case 5: y = deriv ? sd * sd * sd / (q * sqrt(q)) : s * sd / sqrt(q); break; \
-        case 6: y = deriv ? (T)-2 * s * sd * sd / (q * q) : sd * sd / q; break; \
-        case 7: y = deriv ? (T)0.25 / s : log(s) * (T)0.25; break;             \
-        case 8: y = deriv ? (T)-2 / (s * s * s) : q / (s * s * sd * sd); break; \
-        case 9: {                                                              \
+        case MF_COEF_sit_c_in: case MF_COEF_sit_c_out:                         \
+          y = deriv ? (T)0 : (T)1; break;                                      \
+        case MF_COEF_sit_c_skip: y = (T)0; break;                              \
+        case MF_COEF_sit_c_noise: case MF_COEF_rf_sigma:                       \
+          y = deriv ? (T)1 : s; break;                                         \
+        case MF_COEF_edm_c_in: y = deriv ? -s / (q * sqrt(q)) : rsqrt(q); break; \
+        case MF_COEF_edm_c_out: y = deriv ? sd * sd * sd / (q * sqrt(q)) : s * sd / sqrt(q); break; \
+        case MF_COEF_edm_c_skip: y = deriv ? (T)-2 * s * sd * sd / (q * q) : sd * sd / q; break; \
+        case MF_COEF_edm_c_noise: y = deriv ? (T)0.25 / s : log(s) * (T)0.25; break; \
+        case MF_COEF_edm_weight: y = deriv ? (T)-2 / (s * s * s) : q / (s * s * sd * sd); break; \
+        case MF_COEF_t_shift: {                                                \
           T den = (T)1 + (sd - (T)1) * s;                                      \
           y = deriv ? sd / (den * den) : sd * s / den;                         \
           break;                                                               \
         }                                                                      \
-        case 10: y = deriv ? (T)-1 : (T)1 - s; break;                          \
+        case MF_COEF_rf_alpha: y = deriv ? (T)-1 : (T)1 - s; break;            \
         default: y = (T)0;                                                     \
       }                                                                        \
       out[i] = y;                                                              \
@@ -233,7 +236,7 @@
             (((((b1 * rr + b2) * rr + b3) * rr + b4) * rr + b5) * rr + (T)1);  \
       }                                                                        \
       /* Halley: e = Phi(z) - p, v = e sqrt(2 pi) e^(z^2/2), z -= v / (1 + z v / 2) */ \
-      T e = (T)0.5 * erfc(-z * (T)0.70710678118654752) - p;                   \
+      T e = (T)0.5 * erfc(-z * (T)0.70710678118654752) - p;                    \
       T v = e * (T)2.5066282746310002 * exp(z * z * (T)0.5);                   \
       z -= v / ((T)1 + z * v * (T)0.5);                                        \
       /* the ends: Phi^-1(0) = -inf, Phi^-1(1) = +inf (no NaN from the step) */ \
@@ -255,19 +258,20 @@ MF_NDTRI(double, f64)
 /* ------------------------------------------------------------------------
    Rectified-flow conversions (fastgen), alpha_t = 1 - t, sigma_t = t:
      out = (wa A_t a + wb B_t b) / D_t
-   op 0 add_noise(x0, eps):              A = 1 - t, B = t, D = 1
-   op 1 pred_noise_to_pred_x0(eps, x_t): A = -t,    B = 1, D = max(1 - t, 1e-6)
-   op 2 pred_x0_from_flow(v, x_t):       A = -t,    B = 1, D = 1
-   op 3 x0_to_eps(x0, x_t):              A = t - 1, B = 1, D = max(t, 1e-6)
-   op 4 x0_to_flow(x0, x_t):             A = -1,    B = 1, D = max(t, 1e-6)
+   (op: enum mf_rf_op, src/kernel_names.h)
+   add_noise(x0, eps):              A = 1 - t, B = t, D = 1
+   pred_noise_to_pred_x0(eps, x_t): A = -t,    B = 1, D = max(1 - t, 1e-6)
+   pred_x0_from_flow(v, x_t):       A = -t,    B = 1, D = 1
+   x0_to_eps(x0, x_t):              A = t - 1, B = 1, D = max(t, 1e-6)
+   x0_to_flow(x0, x_t):             A = -1,    B = 1, D = max(t, 1e-6)
    wa, wb in {0, 1} select terms (the vjp and jvp of a linear map). */
 #define MF_RF_COEF(op, t, A, B, D)                                             \
   switch (op) {                                                                \
-    case 0: A = 1 - t; B = t; D = 1; break;                                    \
-    case 1: A = -t; B = 1; D = fmax(1 - t, 1e-6); break;                       \
-    case 2: A = -t; B = 1; D = 1; break;                                       \
-    case 3: A = t - 1; B = 1; D = fmax(t, 1e-6); break;                        \
-    default: A = -1; B = 1; D = fmax(t, 1e-6);                                 \
+    case MF_RF_add_noise: A = 1 - t; B = t; D = 1; break;                      \
+    case MF_RF_pred_noise_to_pred_x0: A = -t; B = 1; D = fmax(1 - t, 1e-6); break; \
+    case MF_RF_pred_x0_from_flow: A = -t; B = 1; D = 1; break;                 \
+    case MF_RF_x0_to_eps: A = t - 1; B = 1; D = fmax(t, 1e-6); break;          \
+    default: /* MF_RF_x0_to_flow */ A = -1; B = 1; D = fmax(t, 1e-6);          \
   }
 
 #ifdef MF_FP64
@@ -346,16 +350,16 @@ kernel void rf_conv_ff(global float *ohi, global float *olo, int olo_ok,
     int k = ot + ts * (i / cols);
     float2 t = (float2)(thi[k], has_tlo ? tlo[k] : 0.0f), A, B, D;
     switch (op) {
-      case 0: A = ff_add(one, ff_neg(t)); B = t; D = one; break;
-      case 1: A = ff_neg(t); B = one; D = ff_max(ff_add(one, ff_neg(t)), tiny); break;
-      case 2: A = ff_neg(t); B = one; D = one; break;
-      case 3: A = ff_add(t, ff_neg(one)); B = one; D = ff_max(t, tiny); break;
-      default: A = ff_neg(one); B = one; D = ff_max(t, tiny);
+      case MF_RF_add_noise: A = ff_add(one, ff_neg(t)); B = t; D = one; break;
+      case MF_RF_pred_noise_to_pred_x0: A = ff_neg(t); B = one; D = ff_max(ff_add(one, ff_neg(t)), tiny); break;
+      case MF_RF_pred_x0_from_flow: A = ff_neg(t); B = one; D = one; break;
+      case MF_RF_x0_to_eps: A = ff_add(t, ff_neg(one)); B = one; D = ff_max(t, tiny); break;
+      default: /* MF_RF_x0_to_flow */ A = ff_neg(one); B = one; D = ff_max(t, tiny);
     }
     float2 y = (float2)(0.0f, 0.0f);
     if (wa) y = ff_mul(A, (float2)(ahi[oa + i], has_alo ? alo[oa + i] : 0.0f));
     if (wb) y = ff_add(y, ff_mul(B, (float2)(bhi[ob + i], has_blo ? blo[ob + i] : 0.0f)));
-    if (op == 1 || op >= 3) y = ff_div(y, D);
+    if (op != MF_RF_add_noise && op != MF_RF_pred_x0_from_flow) y = ff_div(y, D);
     ohi[i] = y.x + y.y;
     if (olo_ok) olo[i] = y.y - (ohi[i] - y.x);
   }

@@ -127,6 +127,7 @@ inline void mf_walk3_step(mf_walk3 *w, int cnt) {
       for (int i = r_.x; i < r_.y;) {                                          \
         int cnt = min(w_.sh[d_] - w_.idx[d_], r_.y - i);                       \
         int o0 = w_.o[0], o1 = w_.o[1], o2 = w_.o[2];                          \
+        (void)o1, (void)o2, (void)t1, (void)t2; /* ROWs with fewer operands */ \
         ROW(T, expr)                                                           \
         i += cnt;                                                              \
         mf_walk3_step(&w_, cnt);                                               \
@@ -291,14 +292,14 @@ inline void mf_walk3_step(mf_walk3 *w, int cnt) {
 /* out = m != 0 ? a : b, all three read through their own strides */
 #define MF_WHERE(T, suf)                                                       \
   kernel void where_##suf(global T *out, global const T *m, int om,            \
-                          global const T *a, int oa, global const T *b, int ob,\
+                          global const T *a, int oa, global const T *b, int ob, \
                           int n, int nd, int8 shape, int8 sm, int8 sa, int8 sb) { \
     MF_STR_WHERE(T)                                                            \
   }
 
 /* out = min(max(x, lo), hi) */
 #define MF_CLAMP(T, suf)                                                       \
-  kernel void clamp_##suf(global T *out, global const T *a, int oa, T lo,     \
+  kernel void clamp_##suf(global T *out, global const T *a, int oa, T lo,      \
                           T hi, int n, int nd, int8 shape, int8 sa) {          \
     if (nd == 0) {                                                             \
       MF_FOR(i, n) {                                                           \
@@ -333,33 +334,31 @@ inline void mf_walk3_step(mf_walk3 *w, int cnt) {
 
 /* ---- instantiations ---- */
 
-#define MF_FLOAT_UNARIES(T, suf)                                               \
-  MF_UNARY(neg, T, suf, -x)                                                    \
-  MF_UNARY(exp, T, suf, exp(x))                                                \
-  MF_UNARY(log, T, suf, log(x))                                                \
-  MF_UNARY(sqrt, T, suf, sqrt(x))                                              \
-  MF_UNARY(rsqrt, T, suf, rsqrt(x))                                            \
-  MF_UNARY(sin, T, suf, sin(x))                                                \
-  MF_UNARY(cos, T, suf, cos(x))                                                \
-  MF_UNARY(tanh, T, suf, tanh(x))                                              \
-  MF_UNARY(erf, T, suf, erf(x))                                                \
-  MF_UNARY(sigmoid, T, suf, (T)1 / ((T)1 + exp(-x)))                           \
-  MF_UNARY(silu, T, suf, x / ((T)1 + exp(-x)))                                 \
-  /* gelu(x) = x * Phi(x), the exact form */                                   \
-  MF_UNARY(gelu, T, suf, (T)0.5 * x * ((T)1 + erf(x * (T)0.70710678118654752)))          \
-  MF_UNARY(relu, T, suf, fmax(x, (T)0))                                        \
-  MF_UNARY(abs, T, suf, fabs(x))                                               \
-  MF_UNARY(square, T, suf, x * x)                                              \
-  MF_UNARY(sign, T, suf, sign(x))                                              \
-  MF_UNARY(recip, T, suf, (T)1 / x)                                            \
-  MF_UNARY(floor, T, suf, floor(x))                                            \
-  /* silu'(x) = s (1 + x (1 - s)), s = sigmoid(x) */                           \
-  MF_UNARY(silu_grad, T, suf,                                                  \
-           ((T)1 / ((T)1 + exp(-x))) * ((T)1 + x * ((T)1 - (T)1 / ((T)1 + exp(-x))))) \
-  /* gelu'(x) = Phi(x) + x phi(x) */                                           \
-  MF_UNARY(gelu_grad, T, suf,                                                  \
-           (T)0.5 * ((T)1 + erf(x * (T)0.70710678118654752)) +                           \
-               x * exp((T)-0.5 * x * x) * (T)0.3989422804014327)
+/* The float unary kernels, one per name of MF_UNARY_OPS (src/kernel_names.h),
+   each computing MF_EXPR_<name>(T, x) */
+#define MF_EXPR_neg(T, x) -x
+#define MF_EXPR_exp(T, x) exp(x)
+#define MF_EXPR_log(T, x) log(x)
+#define MF_EXPR_sqrt(T, x) sqrt(x)
+#define MF_EXPR_rsqrt(T, x) rsqrt(x)
+#define MF_EXPR_sin(T, x) sin(x)
+#define MF_EXPR_cos(T, x) cos(x)
+#define MF_EXPR_tanh(T, x) MF_ACT_tanh(T, x)
+#define MF_EXPR_erf(T, x) erf(x)
+#define MF_EXPR_sigmoid(T, x) MF_ACT_sigmoid(T, x)
+#define MF_EXPR_silu(T, x) MF_ACT_silu(T, x)
+#define MF_EXPR_gelu(T, x) MF_ACT_gelu(T, x)
+#define MF_EXPR_relu(T, x) MF_ACT_relu(T, x)
+#define MF_EXPR_abs(T, x) fabs(x)
+#define MF_EXPR_square(T, x) x * x
+#define MF_EXPR_sign(T, x) sign(x)
+#define MF_EXPR_recip(T, x) (T)1 / x
+#define MF_EXPR_floor(T, x) floor(x)
+#define MF_EXPR_silu_grad(T, x) MF_DACT_silu(T, x)
+#define MF_EXPR_gelu_grad(T, x) MF_DACT_gelu(T, x)
+#define MF_FLOAT_UNARY(name, T, suf)                                           \
+  MF_UNARY_K(un_##name##_##suf, T, MF_EXPR_##name(T, x), VRUN)
+#define MF_FLOAT_UNARIES(T, suf) MF_UNARY_OPS(MF_FLOAT_UNARY, T, suf)
 
 #define MF_COMMON_BINARIES(T, suf)                                             \
   MF_BINARY(add, T, suf, x + y)                                                \

@@ -2,44 +2,19 @@
    the Linear epilogue (bias, activation, residual), activation gradients,
    LayerNorm (with an added input and an activation) and its backward,
    column sums for bias and LayerNorm weight gradients.
-   Activations are compiled in: kernel names carry _none, _silu, _gelu,
-   _relu or _tanh before the dtype.
+   Activations are compiled in: kernel names carry the activation's name
+   (MF_ACTIVATIONS of src/kernel_names.h) before the dtype.
    Two shapes of each kernel are compiled on every device; the launcher picks
    one by device type (core.nn_path can force either, so specs run both):
-   run (nn_*, CPUs): a work-item takes a run of rows (nn_run) and walks each
+   run (nn_*, CPUs): a work-item takes a run of rows (mf_run) and walks each
      row in 16-lane vectors, which is how PoCL vectorizes exp and erf;
    work-group (nnwg_*, GPUs): one work-group of NN_WG items per row, item l
      taking columns l, l + NN_WG, ... (coalesced), reductions in local memory. */
 #define NN_WG 64
 
-/* act(x) and act'(x) for scalars and vectors of T */
-#define NN_ACT_none(T, x) (x)
-#define NN_DACT_none(T, x) ((T)1)
-/* silu(x) = x s(x), silu' = s (1 + x (1 - s)), s = 1 / (1 + e^-x) */
-#define NN_ACT_silu(T, x) ((x) / ((T)1 + exp(-(x))))
-#define NN_DACT_silu(T, x) \
-  (((T)1 / ((T)1 + exp(-(x)))) * ((T)1 + (x) * ((T)1 - (T)1 / ((T)1 + exp(-(x))))))
-/* gelu(x) = x Phi(x) (exact), gelu' = Phi(x) + x phi(x) */
-#define NN_ACT_gelu(T, x) ((T)0.5 * (x) * ((T)1 + erf((x) * (T)0.70710678118654752)))
-#define NN_DACT_gelu(T, x) \
-  ((T)0.5 * ((T)1 + erf((x) * (T)0.70710678118654752)) + (x) * (T)0.39894228040143268 * exp((T)-0.5 * (x) * (x)))
-/* relu(x) = max(x, 0), relu' = [x > 0] */
-#define NN_ACT_relu(T, x) fmax((x), (T)0)
-#define NN_DACT_relu(T, x) fmin(fmax(sign(x), (T)0), (T)1)
-/* tanh' = 1 - tanh^2 */
-#define NN_ACT_tanh(T, x) tanh(x)
-#define NN_DACT_tanh(T, x) ((T)1 - tanh(x) * tanh(x))
-
-/* rows (or elements) [x, y) of this work-item: one contiguous run each,
-   as mf_run does on CPUs (defined here for every device, since both kernel
-   shapes are compiled everywhere) */
-inline int2 nn_run(int n) {
-  long G = get_global_size(0), g = get_global_id(0);
-  long R = (((long)n + G - 1) / G + 15) & ~15L;
-  long lo = min((long)n, g * R);
-  return (int2)((int)lo, (int)min((long)n, lo + R));
-}
-#define NN_ROWS(r, rows) for (int r##_hi = nn_run(rows).y, r = nn_run(rows).x; r < r##_hi; ++r)
+/* act(x) and act'(x): MF_ACT_<A> and MF_DACT_<A> of cl/activations.cl;
+   rows (or elements) of a work-item in the run shape: mf_run of cl/common.cl */
+#define NN_ROWS(r, rows) for (int r##_hi = mf_run(rows).y, r = mf_run(rows).x; r < r##_hi; ++r)
 
 #define MF_NN_BASE(T, suf)                                                     \
   /* horizontal sum of a 16-vector */                                          \
@@ -76,7 +51,7 @@ inline int2 nn_run(int n) {
                                      int cols, int chunk, int P) {             \
     NN_COLSUM_PART_WG(T)                                                       \
   }                                                                            \
-  /* pass 2: out[c] = sum_r a[oa + r lda + c] (+ out[c] when acc) */          \
+  /* pass 2: out[c] = sum_r a[oa + r lda + c] (+ out[c] when acc) */           \
   kernel void nn_colsum_##suf(global T *out, int oo, global const T *a,        \
                               int oa, int lda, int rows, int cols, int acc) {  \
     MF_FOR(c, cols) {                                                          \
@@ -87,7 +62,7 @@ inline int2 nn_run(int n) {
   }
 
 /* run shape (CPUs): a work-item per chunk, rows streamed in vectors */
-#define NN_COLSUM_PART_RUN(T)                                                 \
+#define NN_COLSUM_PART_RUN(T)                                                  \
   int stride = ln ? 2 * cols : cols;                                           \
   for (int p = get_global_id(0); p < P; p += get_global_size(0)) {             \
     global T *pw = part + (long)p * stride;                                    \
@@ -114,7 +89,7 @@ inline int2 nn_run(int n) {
     }                                                                          \
   }
 /* work-group shape (GPUs): a work-item per (chunk, column), coalesced */
-#define NN_COLSUM_PART_WG(T)                                                 \
+#define NN_COLSUM_PART_WG(T)                                                   \
   MF_FOR(i, P * cols) {                                                        \
     int p = i / cols, c = i - p * cols;                                        \
     int r1 = min(rows, (p + 1) * chunk);                                       \
@@ -135,7 +110,7 @@ inline int2 nn_run(int n) {
 
 /* Kernels with an activation compiled in (A = none, silu, gelu, relu, tanh),
    in the run shape (nn_*, CPUs) ... */
-#define MF_NN_ACT_RUN(T, suf, A)                                                   \
+#define MF_NN_ACT_RUN(A, T, suf)                                               \
   /* Linear epilogue in place on the product z: pre = z + b (has_b);           \
      y = act(pre) + r (has_r). With act, z keeps pre; without, y may be z. */  \
   kernel void nn_bias_act_##A##_##suf(global T *y, global T *z,                \
@@ -150,14 +125,14 @@ inline int2 nn_run(int n) {
       for (; k + 16 <= cols; k += 16) {                                        \
         T##16 pre = vload16(0, zr + k);                                        \
         if (has_b) pre += vload16(0, bb + k);                                  \
-        T##16 v = NN_ACT_##A(T, pre);                                          \
+        T##16 v = MF_ACT_##A(T, pre);                                          \
         if (has_r) v += vload16(0, rr + k);                                    \
         vstore16(v, 0, yr + k);                                                \
         if (y != z) vstore16(pre, 0, zr + k);                                  \
       }                                                                        \
       for (; k < cols; ++k) {                                                  \
         T pre = zr[k] + (has_b ? bb[k] : (T)0);                                \
-        T v = NN_ACT_##A(T, pre);                                              \
+        T v = MF_ACT_##A(T, pre);                                              \
         if (has_r) v += rr[k];                                                 \
         yr[k] = v;                                                             \
         if (y != z) zr[k] = pre;                                               \
@@ -167,13 +142,13 @@ inline int2 nn_run(int n) {
   /* gp = g act'(pre), elementwise over n */                                   \
   kernel void nn_act_grad_##A##_##suf(global T *gp, global const T *g,         \
                                       global const T *pre, int n) {            \
-    int2 r_ = nn_run(n);                                                       \
+    int2 r_ = mf_run(n);                                                       \
     int i = r_.x;                                                              \
     for (; i + 16 <= r_.y; i += 16) {                                          \
       T##16 x = vload16(0, pre + i);                                           \
-      vstore16(vload16(0, g + i) * NN_DACT_##A(T, x), 0, gp + i);              \
+      vstore16(vload16(0, g + i) * MF_DACT_##A(T, x), 0, gp + i);              \
     }                                                                          \
-    for (; i < r_.y; ++i) { T x = pre[i]; gp[i] = g[i] * NN_DACT_##A(T, x); }  \
+    for (; i < r_.y; ++i) { T x = pre[i]; gp[i] = g[i] * MF_DACT_##A(T, x); }  \
   }                                                                            \
   /* LayerNorm: mu = mean x, rstd = 1 / sqrt(var x + eps) (biased, two         \
      passes), xh = (x - mu) rstd, y = act(xh w + b + c); flags: 1 w, 2 b, 4 c */ \
@@ -209,19 +184,19 @@ inline int2 nn_run(int n) {
         if (flags & 1) p *= vload16(0, wr + k);                                \
         if (flags & 2) p += vload16(0, br + k);                                \
         if (flags & 4) p += vload16(0, cr + k);                                \
-        vstore16(NN_ACT_##A(T, p), 0, yr + k);                                 \
+        vstore16(MF_ACT_##A(T, p), 0, yr + k);                                 \
       }                                                                        \
       for (; k < cols; ++k) {                                                  \
         T p = (xr[k] - mu) * rs;                                               \
         if (flags & 1) p *= wr[k];                                             \
         if (flags & 2) p += br[k];                                             \
         if (flags & 4) p += cr[k];                                             \
-        yr[k] = NN_ACT_##A(T, p);                                              \
+        yr[k] = MF_ACT_##A(T, p);                                              \
       }                                                                        \
     }                                                                          \
   }                                                                            \
   /* LayerNorm backward: gp = g act'(pre) (pre recomputed) to gpre (= the      \
-     gradient of c); u = gp w; gx = rstd (u - mean u - xh mean(u xh)) */        \
+     gradient of c); u = gp w; gx = rstd (u - mean u - xh mean(u xh)) */       \
   kernel void nn_ln_bwd_##A##_##suf(global T *gx, global T *gpre,              \
                                     global const T *g, global const T *x,      \
                                     global const T *mean,                      \
@@ -243,7 +218,7 @@ inline int2 nn_run(int n) {
         if (flags & 1) p *= vload16(0, wr + k);                                \
         if (flags & 2) p += vload16(0, br + k);                                \
         if (flags & 4) p += vload16(0, cr + k);                                \
-        T##16 gp = vload16(0, gr + k) * NN_DACT_##A(T, p);                     \
+        T##16 gp = vload16(0, gr + k) * MF_DACT_##A(T, p);                     \
         vstore16(gp, 0, pr + k);                                               \
         if (flags & 1) gp *= vload16(0, wr + k);                               \
         su16 += gp;                                                            \
@@ -255,7 +230,7 @@ inline int2 nn_run(int n) {
         if (flags & 1) p *= wr[k];                                             \
         if (flags & 2) p += br[k];                                             \
         if (flags & 4) p += cr[k];                                             \
-        T gp = gr[k] * NN_DACT_##A(T, p);                                      \
+        T gp = gr[k] * MF_DACT_##A(T, p);                                      \
         pr[k] = gp;                                                            \
         T u = (flags & 1) ? gp * wr[k] : gp;                                   \
         su += u;                                                               \
@@ -276,10 +251,10 @@ inline int2 nn_run(int n) {
       }                                                                        \
     }                                                                          \
   }                                                                            \
-  /* LayerNorm jvp (tangents of x and c; w, b constant): with                \
+  /* LayerNorm jvp (tangents of x and c; w, b constant): with                  \
      xh = (x - mu) rstd, the normalization's tangent is                        \
      txh = rstd (tx - mean tx - xh mean(tx xh)), and                           \
-     ty = act'(pre) (txh w + tc). flags: 1 w, 2 b, 4 c, 8 tc, 16 tx. */         \
+     ty = act'(pre) (txh w + tc). flags: 1 w, 2 b, 4 c, 8 tc, 16 tx. */        \
   kernel void nn_ln_jvp_##A##_##suf(global T *ty, global const T *tx,          \
                                     global const T *tc, int otc,               \
                                     global const T *x, global const T *mean,   \
@@ -303,7 +278,7 @@ inline int2 nn_run(int n) {
         }                                                                      \
         m1 = nn_hsum_##suf(s1);                                                \
         m2 = nn_hsum_##suf(s2);                                                \
-        for (; k < cols; ++k) { m1 += tr[k]; m2 += tr[k] * (xr[k] - mu) * rs; }\
+        for (; k < cols; ++k) { m1 += tr[k]; m2 += tr[k] * (xr[k] - mu) * rs; } \
         m1 /= cols;                                                            \
         m2 /= cols;                                                            \
       }                                                                        \
@@ -314,7 +289,7 @@ inline int2 nn_run(int n) {
         if (flags & 2) p += vload16(0, br + k);                                \
         if (flags & 4) p += vload16(0, cr + k);                                \
         if (flags & 8) t += vload16(0, tcr + k);                               \
-        vstore16(t * NN_DACT_##A(T, p), 0, yr + k);                            \
+        vstore16(t * MF_DACT_##A(T, p), 0, yr + k);                            \
       }                                                                        \
       for (; k < cols; ++k) {                                                  \
         T xh = (xr[k] - mu) * rs, p = xh, t = (T)0;                            \
@@ -323,38 +298,40 @@ inline int2 nn_run(int n) {
         if (flags & 2) p += br[k];                                             \
         if (flags & 4) p += cr[k];                                             \
         if (flags & 8) t += tcr[k];                                            \
-        yr[k] = t * NN_DACT_##A(T, p);                                         \
+        yr[k] = t * MF_DACT_##A(T, p);                                         \
       }                                                                        \
     }                                                                          \
   }
 /* ... and the work-group shape (nnwg_*, GPUs) */
-#define MF_NN_ACT_WG(T, suf, A)                                                \
+#define MF_NN_ACT_WG(A, T, suf)                                                \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nnwg_bias_act_##A##_##suf(global T *y, global T *z, global const T *b,    \
+  void nnwg_bias_act_##A##_##suf(global T *y, global T *z, global const T *b,  \
                                int ob, int has_b, global const T *r, int orr,  \
                                int has_r, int rows, int cols) {                \
     int l = get_local_id(0);                                                   \
+    (void)rows; /* one work-group per row */                                   \
     long base = (long)get_group_id(0) * cols;                                  \
     for (int k = l; k < cols; k += NN_WG) {                                    \
       long i = base + k;                                                       \
       T pre = z[i] + (has_b ? b[ob + k] : (T)0);                               \
-      T v = NN_ACT_##A(T, pre);                                                \
+      T v = MF_ACT_##A(T, pre);                                                \
       if (has_r) v += r[orr + i];                                              \
       y[i] = v;                                                                \
       if (y != z) z[i] = pre;                                                  \
     }                                                                          \
   }                                                                            \
-  kernel void nnwg_act_grad_##A##_##suf(global T *gp, global const T *g,         \
+  kernel void nnwg_act_grad_##A##_##suf(global T *gp, global const T *g,       \
                                       global const T *pre, int n) {            \
-    MF_FOR(i, n) { T x = pre[i]; gp[i] = g[i] * NN_DACT_##A(T, x); }           \
+    MF_FOR(i, n) { T x = pre[i]; gp[i] = g[i] * MF_DACT_##A(T, x); }           \
   }                                                                            \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nnwg_ln_fwd_##A##_##suf(global T *y, global T *mean, global T *rstd,      \
+  void nnwg_ln_fwd_##A##_##suf(global T *y, global T *mean, global T *rstd,    \
                              global const T *x, global const T *w, int ow,     \
                              global const T *b, int obb, global const T *cc,   \
                              int oc, int rows, int cols, T eps, int flags) {   \
     local T red[NN_WG];                                                        \
     int l = get_local_id(0), r = get_group_id(0);                              \
+    (void)rows; /* one work-group per row */                                   \
     global const T *xr = x + (long)r * cols;                                   \
     T s = (T)0;                                                                \
     for (int k = l; k < cols; k += NN_WG) s += xr[k];                          \
@@ -370,17 +347,18 @@ inline int2 nn_run(int n) {
       if (flags & 1) p *= w[ow + k];                                           \
       if (flags & 2) p += b[obb + k];                                          \
       if (flags & 4) p += cr[k];                                               \
-      yr[k] = NN_ACT_##A(T, p);                                                \
+      yr[k] = MF_ACT_##A(T, p);                                                \
     }                                                                          \
   }                                                                            \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nnwg_ln_bwd_##A##_##suf(global T *gx, global T *gpre, global const T *g,  \
+  void nnwg_ln_bwd_##A##_##suf(global T *gx, global T *gpre, global const T *g, \
                              global const T *x, global const T *mean,          \
                              global const T *rstd, global const T *w, int ow,  \
                              global const T *b, int obb, global const T *cc,   \
                              int oc, int rows, int cols, int flags) {          \
     local T red[NN_WG];                                                        \
     int l = get_local_id(0), r = get_group_id(0);                              \
+    (void)rows; /* one work-group per row */                                   \
     long base = (long)r * cols;                                                \
     global const T *cr = cc + oc + base;                                       \
     T mu = mean[r], rs = rstd[r], su = (T)0, sux = (T)0;                       \
@@ -389,7 +367,7 @@ inline int2 nn_run(int n) {
       if (flags & 1) p *= w[ow + k];                                           \
       if (flags & 2) p += b[obb + k];                                          \
       if (flags & 4) p += cr[k];                                               \
-      T gp = g[base + k] * NN_DACT_##A(T, p);                                  \
+      T gp = g[base + k] * MF_DACT_##A(T, p);                                  \
       gpre[base + k] = gp;                                                     \
       T u = (flags & 1) ? gp * w[ow + k] : gp;                                 \
       su += u;                                                                 \
@@ -404,7 +382,7 @@ inline int2 nn_run(int n) {
     }                                                                          \
   }                                                                            \
   kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
-  void nnwg_ln_jvp_##A##_##suf(global T *ty, global const T *tx,                 \
+  void nnwg_ln_jvp_##A##_##suf(global T *ty, global const T *tx,               \
                              global const T *tc, int otc, global const T *x,   \
                              global const T *mean, global const T *rstd,       \
                              global const T *w, int ow, global const T *b,     \
@@ -412,6 +390,7 @@ inline int2 nn_run(int n) {
                              int cols, int flags) {                            \
     local T red[NN_WG];                                                        \
     int l = get_local_id(0), r = get_group_id(0);                              \
+    (void)rows; /* one work-group per row */                                   \
     long base = (long)r * cols;                                                \
     T mu = mean[r], rs = rstd[r], m1 = (T)0, m2 = (T)0;                        \
     if (flags & 16) {                                                          \
@@ -430,22 +409,14 @@ inline int2 nn_run(int n) {
       if (flags & 2) p += b[obb + k];                                          \
       if (flags & 4) p += cc[oc + base + k];                                   \
       if (flags & 8) t += tc[otc + base + k];                                  \
-      ty[base + k] = t * NN_DACT_##A(T, p);                                    \
+      ty[base + k] = t * MF_DACT_##A(T, p);                                    \
     }                                                                          \
   }
 
 #define MF_NN(T, suf)                                                          \
   MF_NN_BASE(T, suf)                                                           \
-  MF_NN_ACT_RUN(T, suf, none)                                                  \
-  MF_NN_ACT_RUN(T, suf, silu)                                                  \
-  MF_NN_ACT_RUN(T, suf, gelu)                                                  \
-  MF_NN_ACT_RUN(T, suf, relu)                                                  \
-  MF_NN_ACT_RUN(T, suf, tanh)                                                  \
-  MF_NN_ACT_WG(T, suf, none)                                                   \
-  MF_NN_ACT_WG(T, suf, silu)                                                   \
-  MF_NN_ACT_WG(T, suf, gelu)                                                   \
-  MF_NN_ACT_WG(T, suf, relu)                                                   \
-  MF_NN_ACT_WG(T, suf, tanh)
+  MF_ACTIVATIONS(MF_NN_ACT_RUN, T, suf)                                        \
+  MF_ACTIVATIONS(MF_NN_ACT_WG, T, suf)
 
 MF_NN(float, f32)
 #ifdef MF_FP64

@@ -35,7 +35,15 @@ kernel void rand_uniform_f32(global float *out, int n, uint2 key, ulong offset,
   }
 }
 
-/* Box-Muller: z0 = rho cos(2 pi u2), z1 = rho sin(2 pi u2), rho = sqrt(-2 log u1) */
+/* Box-Muller: z0 = rho cos(th), z1 = rho sin(th) with rho = sqrt(-2 log u1),
+   th = 2 pi u2, u1 in (0, 1] and u2 in [0, 1) from two words a, b; returns
+   (rho, th). Every normal draw (here and in cl/sampler.cl) goes through it. */
+inline float2 mf_box_muller_f32(uint a, uint b) {
+  float u1 = ((float)(a >> 8) + 1.0f) * 5.9604644775390625e-8f;
+  float u2 = MF_U24(b);
+  return (float2)(sqrt(-2.0f * log(u1)), 6.2831853071795865f * u2);
+}
+
 kernel void rand_normal_f32(global float *out, int n, uint2 key, ulong offset,
                             float mean, float std) {
   int m = (n + 3) / 4;
@@ -43,10 +51,8 @@ kernel void rand_normal_f32(global float *out, int n, uint2 key, ulong offset,
     uint4 r = mf_draw(offset, j, key);
     uint w[4] = {r.x, r.y, r.z, r.w};
     for (int h = 0; h < 2; ++h) {
-      float u1 = ((float)(w[2 * h] >> 8) + 1.0f) * 5.9604644775390625e-8f;
-      float u2 = MF_U24(w[2 * h + 1]);
-      float rho = sqrt(-2.0f * log(u1));
-      float th = 6.2831853071795865f * u2;
+      float2 p = mf_box_muller_f32(w[2 * h], w[2 * h + 1]);
+      float rho = p.x, th = p.y;
       int i = 4 * j + 2 * h;
       if (i < n) out[i] = mean + std * rho * cos(th);
       if (i + 1 < n) out[i + 1] = mean + std * rho * sin(th);
@@ -84,15 +90,19 @@ kernel void rand_uniform_f64(global double *out, int n, uint2 key,
   }
 }
 
+/* Box-Muller in f64 from the four words of one counter: (rho, th) */
+inline double2 mf_box_muller_f64(uint4 r) {
+  double u1 = 1.0 - mf_u53(r.x, r.y); /* (0, 1] */
+  double u2 = mf_u53(r.z, r.w);
+  return (double2)(sqrt(-2.0 * log(u1)), 6.283185307179586 * u2);
+}
+
 kernel void rand_normal_f64(global double *out, int n, uint2 key,
                             ulong offset, double mean, double std) {
   int m = (n + 1) / 2;
   MF_FOR(j, m) {
-    uint4 r = mf_draw(offset, j, key);
-    double u1 = 1.0 - mf_u53(r.x, r.y); /* (0, 1] */
-    double u2 = mf_u53(r.z, r.w);
-    double rho = sqrt(-2.0 * log(u1));
-    double th = 6.283185307179586 * u2;
+    double2 p = mf_box_muller_f64(mf_draw(offset, j, key));
+    double rho = p.x, th = p.y;
     out[2 * j] = mean + std * rho * cos(th);
     if (2 * j + 1 < n) out[2 * j + 1] = mean + std * rho * sin(th);
   }

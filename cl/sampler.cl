@@ -11,16 +11,11 @@
 #define SMP_AUX 2     /* write aux */
 #define SMP_AUX_X 4   /* aux = x + ha d (else aux = d) */
 
-/* z for elements 4j .. 4j+3 of a f32 draw (Box-Muller as rand_normal_f32) */
+/* z for elements 4j .. 4j+3 of a f32 draw (as rand_normal_f32) */
 inline float4 smp_normal4(ulong offset, int j, uint2 key) {
   uint4 r = mf_draw(offset, j, key);
-  float u1 = ((float)(r.x >> 8) + 1.0f) * 5.9604644775390625e-8f;
-  float u2 = MF_U24(r.y);
-  float u3 = ((float)(r.z >> 8) + 1.0f) * 5.9604644775390625e-8f;
-  float u4 = MF_U24(r.w);
-  float rho0 = sqrt(-2.0f * log(u1)), th0 = 6.2831853071795865f * u2;
-  float rho1 = sqrt(-2.0f * log(u3)), th1 = 6.2831853071795865f * u4;
-  return (float4)(rho0 * cos(th0), rho0 * sin(th0), rho1 * cos(th1), rho1 * sin(th1));
+  float2 p0 = mf_box_muller_f32(r.x, r.y), p1 = mf_box_muller_f32(r.z, r.w);
+  return (float4)(p0.x * cos(p0.y), p0.x * sin(p0.y), p1.x * cos(p1.y), p1.x * sin(p1.y));
 }
 
 #define SMP_MIX(c, u, s, flags) (((flags) & SMP_GUIDED) ? (u) + (s) * ((c) - (u)) : (c))
@@ -97,11 +92,8 @@ MF_SAMPLER_STEPS(float, f32)
 #ifdef MF_FP64
 /* z for elements 2j, 2j+1 of a f64 draw (as rand_normal_f64) */
 inline double2 smp_normal2(ulong offset, int j, uint2 key) {
-  uint4 r = mf_draw(offset, j, key);
-  double u1 = 1.0 - mf_u53(r.x, r.y);
-  double u2 = mf_u53(r.z, r.w);
-  double rho = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
-  return (double2)(rho * cos(th), rho * sin(th));
+  double2 p = mf_box_muller_f64(mf_draw(offset, j, key));
+  return (double2)(p.x * cos(p.y), p.x * sin(p.y));
 }
 
 kernel void smp_em_f64(SMP_EM_ARGS(double)) {
@@ -134,8 +126,9 @@ MF_SAMPLER_STEPS(double, f64)
    (label y_b < K keeps only component y_b, y_b = K all of them, else NaN), and
      out = g sum_k r_k ((c0 + c1 s2_k) / V_k (x - a mu_k) + cb mu_k)
    with (c0, c1, cb, g) by field:
-     0 velocity (t, -a, -1, 1)   1 score (-1, 0, 0, 1)   2 posterior mean (0, a, 1, 1)
-     3 raw EDM F (-xs^2, 1, 1, sigma / (xs sqrt(sigma^2 + xs^2))).
+     velocity (t, -a, -1, 1)   score (-1, 0, 0, 1)   mean (posterior) (0, a, 1, 1)
+     raw EDM F (-xs^2, 1, 1, sigma / (xs sqrt(sigma^2 + xs^2)))
+   (field: enum mf_oracle_field, src/kernel_names.h).
    One work-item per row; logits in two passes (max, then weights). */
 #define MF_ORACLE(T, suf)                                                      \
   kernel void oracle_field_##suf(global T *out, global const T *x, int ox,     \
@@ -152,10 +145,10 @@ MF_SAMPLER_STEPS(double, f64)
       T a = edm ? (T)1 : (T)1 - tb;                                            \
       int lab = has_y ? y[oy + b] : K;                                         \
       T c0, c1, cb, g = (T)1;                                                  \
-      if (field == 0) { c0 = tb; c1 = -a; cb = (T)-1; }                        \
-      else if (field == 1) { c0 = (T)-1; c1 = (T)0; cb = (T)0; }               \
-      else if (field == 2) { c0 = (T)0; c1 = a; cb = (T)1; }                   \
-      else { c0 = -xs * xs; c1 = (T)1; cb = (T)1;                              \
+      if (field == MF_FIELD_velocity) { c0 = tb; c1 = -a; cb = (T)-1; }        \
+      else if (field == MF_FIELD_score) { c0 = (T)-1; c1 = (T)0; cb = (T)0; }  \
+      else if (field == MF_FIELD_mean) { c0 = (T)0; c1 = a; cb = (T)1; }       \
+      else { /* raw */ c0 = -xs * xs; c1 = (T)1; cb = (T)1;                    \
              g = tb / (xs * sqrt(tb * tb + xs * xs)); }                        \
       global const T *xr = x + ox + b * D;                                     \
       global T *o = out + b * D;                                               \

@@ -1,6 +1,7 @@
 /* Launchers of cl/data.cl (toy data) and cl/metrics.cl (distances). */
-#include "ops.h"
 #include "ops_data.h"
+
+#include "launch.h"
 #include "runtime.h"
 
 int mf_toy2d(mf_tensor *out, int kind, const mf_tensor *u, const mf_tensor *z, double s, double p1,

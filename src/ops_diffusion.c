@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "launch.h"
+#include "ops_elementwise.h"
 #include "runtime.h"
 
 /* Contiguous views (or packed copies) of up to 16 inputs, released together. */
@@ -56,13 +58,6 @@ static int row_stride(const char *what, const mf_tensor *p, int64_t rows, int k,
   return 0;
 }
 
-typedef union { cl_float f; cl_double d; } real;
-static size_t real_of(real *r, mf_dtype dt, double v) {
-  if (dt == MF_F64) { r->d = v; return sizeof(cl_double); }
-  r->f = (cl_float)v;
-  return sizeof(cl_float);
-}
-
 /* Loop shape: 0 by device (GPU shapes on GPUs, CPU shapes on CPUs), 1 the
    GPU shapes everywhere, 2 the CPU shapes everywhere (tests cover both). */
 static int path_force;
@@ -78,14 +73,14 @@ static int gpu_shape(void) {
 }
 
 int mf_noise_target(mf_tensor *out, const mf_tensor *x, const mf_tensor *y, const mf_tensor *p,
-                    int kind, int tr, int both) {
+                    enum mf_nt_kind kind, int tr, int both) {
   if (check_pair("noise_target", x, y)) return -1;
   if (p->dtype != x->dtype)
     return mf_fail("noise_target: parameter dtype %s differs from data dtype %s", mf_dtype_name(p->dtype),
                    mf_dtype_name(x->dtype));
   int64_t rows = rows_of(x), n = mf_numel(x);
   int ps = 0;
-  if (row_stride("noise_target: parameters", p, rows, kind == MF_NT_GENERAL ? 4 : 1, &ps)) return -1;
+  if (row_stride("noise_target: parameters", p, rows, kind == MF_NT_general ? 4 : 1, &ps)) return -1;
   int gpu = gpu_shape();
   cl_kernel k = mf_typed_kernel(gpu ? "diff_nt" : "diff_ntrow", x->dtype);
   if (!k) return -1;
@@ -139,7 +134,7 @@ static int rowred_prep(packs *pk, const char *what, const mf_tensor *a, const mf
 }
 
 int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_tensor *w, double s,
-              int mode) {
+              enum mf_rowred_mode mode) {
   packs pk = {.n = 0};
   const mf_tensor *ac, *bc, *wc;
   int ws;
@@ -153,8 +148,8 @@ int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_t
   cl_kernel k = mf_typed_kernel(narrow ? "diff_rowred1" : "diff_rowred", a->dtype);
   int rc = !k;
   if (!rc && rows > 0) {
-    real sv;
-    size_t ss = real_of(&sv, a->dtype, s);
+    mf_scalar sv;
+    size_t ss = mf_scalar_of(&sv, a->dtype, s);
     cl_int oa = (cl_int)ac->offset, ob = (cl_int)bc->offset, ow = (cl_int)wc->offset, cws = ws;
     cl_int hasw = w != NULL, cr = (cl_int)rows, cc = (cl_int)cols, cm = mode;
     rc = mf_args(k, 13, MF_ARG(out->st->buf), MF_ARG(ac->st->buf), MF_ARG(oa), MF_ARG(bc->st->buf),
@@ -187,7 +182,7 @@ int mf_rowred(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_t
 }
 
 int mf_rowred_grad(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_tensor *w,
-                   const mf_tensor *g, double s, int mode) {
+                   const mf_tensor *g, double s, enum mf_rowred_mode mode) {
   packs pk = {.n = 0};
   const mf_tensor *ac, *bc, *wc, *gc;
   int ws;
@@ -202,8 +197,8 @@ int mf_rowred_grad(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const
   cl_kernel k = mf_typed_kernel("diff_rowred_grad", a->dtype);
   if (!k) { unpack(&pk); return -1; }
   if (mf_empty(out, a->dtype, a->ndim, a->shape)) { unpack(&pk); return -1; }
-  real sv;
-  size_t ss = real_of(&sv, a->dtype, s);
+  mf_scalar sv;
+  size_t ss = mf_scalar_of(&sv, a->dtype, s);
   cl_int oa = (cl_int)ac->offset, ob = (cl_int)bc->offset, ow = (cl_int)wc->offset, og = (cl_int)gc->offset;
   cl_int cws = ws, hasw = w != NULL, cr = (cl_int)rows, cc = (cl_int)cols, cm = mode;
   int rc = n == 0 ? 0
@@ -217,7 +212,7 @@ int mf_rowred_grad(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const
   return rc;
 }
 
-int mf_diff_coef(mf_tensor *out, const mf_tensor *t, int which, double param, int deriv) {
+int mf_diff_coef(mf_tensor *out, const mf_tensor *t, enum mf_coef which, double param, int deriv) {
   if (t->dtype == MF_I32) return mf_fail("coefficient: t must be f32 or f64, got i32");
   cl_kernel k = mf_typed_kernel("diff_coef", t->dtype);
   if (!k) return -1;
@@ -225,8 +220,8 @@ int mf_diff_coef(mf_tensor *out, const mf_tensor *t, int which, double param, in
   const mf_tensor *tc = pack(&pk, t);
   if (!tc) return -1;
   if (mf_empty(out, t->dtype, t->ndim, t->shape)) { unpack(&pk); return -1; }
-  real pv;
-  size_t ps = real_of(&pv, t->dtype, param);
+  mf_scalar pv;
+  size_t ps = mf_scalar_of(&pv, t->dtype, param);
   cl_int ot = (cl_int)tc->offset, n = (cl_int)mf_numel(t), w = which, d = deriv;
   int rc = mf_args(k, 7, MF_ARG(out->st->buf), MF_ARG(tc->st->buf), MF_ARG(ot), MF_ARG(n), MF_ARG(w), ps,
                    (const void *)&pv, MF_ARG(d)) ||
@@ -252,7 +247,7 @@ int mf_ndtri(mf_tensor *out, const mf_tensor *u) {
   return rc;
 }
 
-int mf_rf_conv(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_tensor *t, int op,
+int mf_rf_conv(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, const mf_tensor *t, enum mf_rf_op op,
                int wa, int wb) {
   if (check_pair("rf", a, b)) return -1;
   if (a->dtype == MF_I32) return mf_fail("rf: data must be f32 or f64, got i32");
@@ -285,7 +280,7 @@ static int check_lo(const char *what, const mf_tensor *hi, const mf_tensor *lo) 
 
 int mf_rf_conv_ff(mf_tensor *ohi, mf_tensor *olo, const mf_tensor *ahi, const mf_tensor *alo,
                   const mf_tensor *bhi, const mf_tensor *blo, const mf_tensor *thi,
-                  const mf_tensor *tlo, int op, int wa, int wb) {
+                  const mf_tensor *tlo, enum mf_rf_op op, int wa, int wb) {
   if (check_lo("a", ahi, alo) || check_lo("b", bhi, blo) || check_lo("t", thi, tlo) ||
       check_pair("rf (float-float)", ahi, bhi))
     return -1;

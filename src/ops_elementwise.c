@@ -1,95 +1,10 @@
-#include <stdarg.h>
+#include "ops_elementwise.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "ops.h"
+#include "launch.h"
 #include "runtime.h"
-
-void mf_walk_of(mf_walk *w, const mf_tensor *t, int ond, const int64_t *osh) {
-  memset(w, 0, sizeof *w);
-  int same = t->ndim == ond && mf_is_contiguous(t);
-  for (int i = 0; same && i < ond; ++i) same = t->shape[i] == osh[i];
-  if (same) return;
-  /* t broadcast to the output shape: missing or size-1 dims read with stride 0 */
-  w->nd = ond ? ond : 1;
-  for (int i = 0; i < ond; ++i) {
-    int j = i - (ond - t->ndim);
-    w->shape.s[i] = (cl_int)osh[i];
-    w->st.s[i] = (j < 0 || (t->shape[j] == 1 && osh[i] != 1)) ? 0 : (cl_int)t->strides[j];
-  }
-  if (ond == 0) { w->shape.s[0] = 1; w->st.s[0] = 0; }
-}
-
-size_t mf_grid(size_t n) {
-  mf_runtime *r = mf_rt();
-  size_t cu = (size_t)(r && r->info.compute_units > 0 ? r->info.compute_units : 1);
-  if (r && r->info.is_gpu) { /* grid-stride: enough work-items to fill the GPU */
-    size_t cap = cu * 2048;
-    return n < cap ? n : cap;
-  }
-  /* CPU: each work-item takes one contiguous run (MF_FOR); runs of at least
-     4096 elements, up to 16 runs per core so PoCL's threads balance */
-  size_t g = (n + 4095) / 4096, cap = cu * 16;
-  return g < 1 ? 1 : g > cap ? cap : g;
-}
-
-cl_kernel mf_typed_kernel(const char *prefix, mf_dtype dt) {
-  char name[96];
-  snprintf(name, sizeof name, "%s_%s", prefix, mf_dtype_name(dt));
-  mf_runtime *r = mf_rt();
-  if (!r) return NULL;
-  if (dt == MF_F64 && !r->fp64) {
-    mf_fail("dtype f64 needs cl_khr_fp64, which %s lacks%s", r->info.name,
-            r->info.fp64 ? " (disabled by MOONFLOW_DISABLE_FP64)" : "");
-    return NULL;
-  }
-  cl_kernel k = mf_kernel(name);
-  if (!k) {
-    const char *op = strchr(prefix, '_');
-    mf_fail("%s is not supported for dtype %s", op ? op + 1 : prefix, mf_dtype_name(dt));
-  }
-  return k;
-}
-
-int mf_args(cl_kernel k, int n, ...) {
-  va_list ap;
-  va_start(ap, n);
-  for (int i = 0; i < n; ++i) {
-    size_t sz = va_arg(ap, size_t);
-    const void *p = va_arg(ap, const void *);
-    cl_int e = clSetKernelArg(k, (cl_uint)i, sz, p);
-    if (e != CL_SUCCESS) {
-      va_end(ap);
-      return mf_fail("clSetKernelArg %d: %s", i, mf_cl_error_name(e));
-    }
-  }
-  va_end(ap);
-  return 0;
-}
-
-/* A scalar kernel argument in the tensor's dtype. */
-typedef union { cl_float f; cl_double d; cl_int i; } scalar;
-
-static size_t scalar_of(scalar *s, mf_dtype dt, double v) {
-  switch (dt) {
-    case MF_F32: s->f = (cl_float)v; return sizeof(cl_float);
-    case MF_F64: s->d = v; return sizeof(cl_double);
-    default: /* saturating: clamp's infinite bounds and NaN must not be UB */
-      s->i = v >= 2147483647.0 ? 2147483647 : v <= -2147483648.0 ? (cl_int)-2147483647 - 1 : v == v ? (cl_int)v : 0;
-      return sizeof(cl_int);
-  }
-}
-
-/* Like mf_walk_of, but always an explicit walk (nd > 0). */
-static void walk_full(mf_walk *w, const mf_tensor *t, int ond, const int64_t *osh) {
-  mf_walk_of(w, t, ond, osh);
-  if (w->nd) return;
-  int64_t cs[MF_MAX_DIMS];
-  mf_contiguous_strides(ond, osh, cs);
-  w->nd = ond ? ond : 1;
-  for (int i = 0; i < ond; ++i) { w->shape.s[i] = (cl_int)osh[i]; w->st.s[i] = (cl_int)cs[i]; }
-  if (ond == 0) { w->shape.s[0] = 1; w->st.s[0] = 0; }
-}
 
 static int launch_unary(mf_tensor *out, const char *op, const mf_tensor *a) {
   char prefix[64];
@@ -125,8 +40,8 @@ static int launch_binary(mf_tensor *out, const char *op, const mf_tensor *a, con
   mf_walk_of(&wa, a, out->ndim, out->shape);
   mf_walk_of(&wb, b, out->ndim, out->shape);
   if (wa.nd || wb.nd) { /* one walks: both walk */
-    walk_full(&wa, a, out->ndim, out->shape);
-    walk_full(&wb, b, out->ndim, out->shape);
+    mf_walk_full(&wa, a, out->ndim, out->shape);
+    mf_walk_full(&wb, b, out->ndim, out->shape);
   }
   cl_int oo = (cl_int)out->offset, oa = (cl_int)a->offset, ob = (cl_int)b->offset;
   cl_int n = (cl_int)mf_numel(out);
@@ -157,8 +72,8 @@ static int launch_scalar(mf_tensor *out, const char *op, const mf_tensor *a, dou
   if (!k) return -1;
   mf_walk w;
   mf_walk_of(&w, a, out->ndim, out->shape);
-  scalar sv;
-  size_t ss = scalar_of(&sv, a->dtype, s);
+  mf_scalar sv;
+  size_t ss = mf_scalar_of(&sv, a->dtype, s);
   cl_int oo = (cl_int)out->offset, oa = (cl_int)a->offset, n = (cl_int)mf_numel(out), r = rev;
   if (mf_args(k, 10, MF_ARG(out->st->buf), MF_ARG(oo), MF_ARG(a->st->buf), MF_ARG(oa), ss,
               (const void *)&sv, MF_ARG(r), MF_ARG(n), MF_ARG(w.nd), MF_ARG(w.shape), MF_ARG(w.st)))
@@ -225,9 +140,9 @@ int mf_where(mf_tensor *out, const mf_tensor *m, const mf_tensor *a, const mf_te
   if (!k) return -1;
   if (mf_empty(out, a->dtype, nd, sh)) return -1;
   mf_walk wm, wa, wb;
-  walk_full(&wm, m, nd, sh);
-  walk_full(&wa, a, nd, sh);
-  walk_full(&wb, b, nd, sh);
+  mf_walk_full(&wm, m, nd, sh);
+  mf_walk_full(&wa, a, nd, sh);
+  mf_walk_full(&wb, b, nd, sh);
   cl_int om = (cl_int)m->offset, oa = (cl_int)a->offset, ob = (cl_int)b->offset;
   cl_int n = (cl_int)mf_numel(out);
   if (mf_args(k, 13, MF_ARG(out->st->buf), MF_ARG(m->st->buf), MF_ARG(om), MF_ARG(a->st->buf),
@@ -246,9 +161,9 @@ int mf_clamp(mf_tensor *out, const mf_tensor *a, double lo, double hi) {
   if (mf_empty(out, a->dtype, a->ndim, a->shape)) return -1;
   mf_walk w;
   mf_walk_of(&w, a, a->ndim, a->shape);
-  scalar l, h;
-  size_t ss = scalar_of(&l, a->dtype, lo);
-  scalar_of(&h, a->dtype, hi);
+  mf_scalar l, h;
+  size_t ss = mf_scalar_of(&l, a->dtype, lo);
+  mf_scalar_of(&h, a->dtype, hi);
   cl_int oa = (cl_int)a->offset, n = (cl_int)mf_numel(out);
   if (mf_args(k, 9, MF_ARG(out->st->buf), MF_ARG(a->st->buf), MF_ARG(oa), ss, (const void *)&l, ss,
               (const void *)&h, MF_ARG(n), MF_ARG(w.nd), MF_ARG(w.shape), MF_ARG(w.st)) ||
@@ -270,8 +185,8 @@ int mf_copy(mf_tensor *dst, const mf_tensor *src) {
     memset(&wo, 0, sizeof wo);
     memset(&wa, 0, sizeof wa);
   } else {
-    walk_full(&wo, dst, dst->ndim, dst->shape);
-    walk_full(&wa, src, dst->ndim, dst->shape);
+    mf_walk_full(&wo, dst, dst->ndim, dst->shape);
+    mf_walk_full(&wa, src, dst->ndim, dst->shape);
   }
   cl_int oo = (cl_int)dst->offset, oa = (cl_int)src->offset, n = (cl_int)mf_numel(dst);
   if (mf_args(k, 9, MF_ARG(dst->st->buf), MF_ARG(oo), MF_ARG(src->st->buf), MF_ARG(oa), MF_ARG(n),
@@ -288,6 +203,19 @@ int mf_contiguous(mf_tensor *out, const mf_tensor *a) {
   return mf_cast(out, a, a->dtype);
 }
 
+/* (declared in tensor.h) a packed copy first when t is not contiguous */
+int mf_to_host(const mf_tensor *t, void *data) {
+  size_t es = mf_dtype_size(t->dtype);
+  mf_device_errors_fetch(); /* queued before the read: no extra round trip */
+  if (mf_is_contiguous(t))
+    return mf_read(t->st->buf, (size_t)t->offset * es, (size_t)mf_numel(t) * es, data) || mf_device_errors() ? -1 : 0;
+  mf_tensor c;
+  if (mf_contiguous(&c, t)) return -1;
+  int rc = mf_read(c.st->buf, 0, (size_t)mf_numel(&c) * es, data) || mf_device_errors();
+  mf_tensor_free(&c);
+  return rc ? -1 : 0;
+}
+
 int mf_cast(mf_tensor *out, const mf_tensor *a, mf_dtype dt) {
   if (mf_empty(out, dt, a->ndim, a->shape)) return -1;
   if (mf_copy(out, a) == 0) return 0;
@@ -298,8 +226,8 @@ int mf_cast(mf_tensor *out, const mf_tensor *a, mf_dtype dt) {
 int mf_fill(mf_tensor *t, double v) {
   cl_kernel k = mf_typed_kernel("fill", t->dtype);
   if (!k) return -1;
-  scalar sv;
-  size_t ss = scalar_of(&sv, t->dtype, v);
+  mf_scalar sv;
+  size_t ss = mf_scalar_of(&sv, t->dtype, v);
   cl_int oo = (cl_int)t->offset, n = (cl_int)mf_numel(t);
   if (mf_args(k, 4, MF_ARG(t->st->buf), MF_ARG(oo), ss, (const void *)&sv, MF_ARG(n))) return -1;
   return mf_launch(k, mf_grid((size_t)n), 0);
@@ -308,9 +236,9 @@ int mf_fill(mf_tensor *t, double v) {
 int mf_arange(mf_tensor *t, double start, double step) {
   cl_kernel k = mf_typed_kernel("arange", t->dtype);
   if (!k) return -1;
-  scalar a, b;
-  size_t ss = scalar_of(&a, t->dtype, start);
-  scalar_of(&b, t->dtype, step);
+  mf_scalar a, b;
+  size_t ss = mf_scalar_of(&a, t->dtype, start);
+  mf_scalar_of(&b, t->dtype, step);
   cl_int n = (cl_int)mf_numel(t);
   if (mf_args(k, 4, MF_ARG(t->st->buf), ss, (const void *)&a, ss, (const void *)&b, MF_ARG(n)))
     return -1;

@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-#include "ops.h"
+#include "launch.h"
 #include "runtime.h"
 
 #define NN_WG 64    /* work-group size of the row kernels (cl/nn.cl) */
@@ -31,7 +31,8 @@ static int launch_rows(cl_kernel k, int rows, int cols) {
   return mf_launch(k, g < (size_t)rows ? g : (size_t)rows, 0);
 }
 
-static const char *const act_names[] = {"none", "silu", "gelu", "relu", "tanh"};
+#define ACT_NAME(name, A, B) #name,
+static const char *const act_names[] = {MF_ACTIVATIONS(ACT_NAME, _, _)};
 
 typedef struct argl_s {
   cl_kernel k;
@@ -88,18 +89,18 @@ static int start(argl *a, const char *prefix, mf_dtype dt) {
 }
 
 /* the kernel "<base>_<act>_<dtype>" */
-static int start_act(argl *a, const char *base, int act, mf_dtype dt) {
+static int start_act(argl *a, const char *base, enum mf_activation act, mf_dtype dt) {
   char prefix[64];
   a->k = NULL;
   a->err = 0;
-  if (act < 0 || act > 4) return mf_fail("unknown activation code %d", act);
+  if ((int)act < 0 || act >= MF_ACTIVATION_COUNT) return mf_fail("unknown activation code %d", (int)act);
   snprintf(prefix, sizeof prefix, "%s%s_%s", is_gpu() ? "nnwg" : "nn", base + 2, act_names[act]);
   return start(a, prefix, dt);
 }
 
 static int fresh(mf_tensor *out, const mf_tensor *like) { return mf_empty(out, like->dtype, like->ndim, like->shape); }
 
-int mf_nn_bias_act(mf_tensor *y, mf_tensor *z, const mf_tensor *b, const mf_tensor *r, int act) {
+int mf_nn_bias_act(mf_tensor *y, mf_tensor *z, const mf_tensor *b, const mf_tensor *r, enum mf_activation act) {
   int rows, cols;
   rows_cols(z, &rows, &cols);
   mf_dtype dt = z->dtype;
@@ -108,7 +109,7 @@ int mf_nn_bias_act(mf_tensor *y, mf_tensor *z, const mf_tensor *b, const mf_tens
     return -1;
   argl a;
   if (start_act(&a, "nn_bias_act", act, dt)) return -1;
-  if (act) {
+  if (act != MF_ACTIVATION_none) {
     if (fresh(y, z)) return -1;
   } else {
     mf_view_of(y, z);
@@ -128,7 +129,7 @@ int mf_nn_bias_act(mf_tensor *y, mf_tensor *z, const mf_tensor *b, const mf_tens
   return 0;
 }
 
-int mf_nn_act_grad(mf_tensor *gp, const mf_tensor *g, const mf_tensor *pre, int act) {
+int mf_nn_act_grad(mf_tensor *gp, const mf_tensor *g, const mf_tensor *pre, enum mf_activation act) {
   int64_t n = mf_numel(pre);
   if (need("act_grad", "pre-activation", pre, pre->dtype, n, 1) || need("act_grad", "gradient", g, pre->dtype, n, 1))
     return -1;
@@ -222,7 +223,7 @@ static int ln_checks(const char *fn, const mf_tensor *x, const mf_tensor *w, con
 }
 
 int mf_nn_ln_fwd(mf_tensor *y, mf_tensor *mean, mf_tensor *rstd, const mf_tensor *x, const mf_tensor *w,
-                 const mf_tensor *b, const mf_tensor *c, double eps, int act) {
+                 const mf_tensor *b, const mf_tensor *c, double eps, enum mf_activation act) {
   int rows, cols;
   rows_cols(x, &rows, &cols);
   if (ln_checks("layer_norm", x, w, b, c, cols)) return -1;
@@ -253,7 +254,7 @@ int mf_nn_ln_fwd(mf_tensor *y, mf_tensor *mean, mf_tensor *rstd, const mf_tensor
 }
 
 int mf_nn_ln_bwd(mf_tensor *gx, mf_tensor *gpre, const mf_tensor *g, const mf_tensor *x, const mf_tensor *mean,
-                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, int act) {
+                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, enum mf_activation act) {
   int rows, cols;
   rows_cols(x, &rows, &cols);
   if (ln_checks("layer_norm", x, w, b, c, cols) || need("layer_norm", "gradient", g, x->dtype, mf_numel(x), 1) ||
@@ -337,7 +338,7 @@ int mf_nn_ln_wgrad(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf
 }
 
 int mf_nn_ln_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tc, const mf_tensor *x, const mf_tensor *mean,
-                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, int act) {
+                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, enum mf_activation act) {
   int rows, cols;
   rows_cols(x, &rows, &cols);
   mf_dtype dt = x->dtype;

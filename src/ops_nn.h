@@ -1,9 +1,10 @@
 /* Launchers of cl/nn.cl: fused layer epilogues and LayerNorm. Operands are
    contiguous [rows, cols] blocks (2-D views of any contiguous tensor);
-   optional operands are NULL. act: 0 none, 1 silu, 2 gelu, 3 relu, 4 tanh. */
+   optional operands are NULL. act: MF_ACTIVATION_none, _silu, ... */
 #ifndef MF_OPS_NN_H
 #define MF_OPS_NN_H
 
+#include "kernel_names.h"
 #include "tensor.h"
 
 /* Kernel shape: -1 by device type (default), 0 row runs (CPU shape),
@@ -11,19 +12,19 @@
 void mf_nn_set_path(int path);
 int mf_nn_get_path(void);
 
-/* pre = z + b; y = act(pre) + r. z is overwritten with pre when act != 0;
-   *y is allocated unless act == 0, where y becomes a view of z. */
-int mf_nn_bias_act(mf_tensor *y, mf_tensor *z, const mf_tensor *b, const mf_tensor *r, int act);
+/* pre = z + b; y = act(pre) + r. z is overwritten with pre unless act is none;
+   *y is allocated, except for none, where y becomes a view of z. */
+int mf_nn_bias_act(mf_tensor *y, mf_tensor *z, const mf_tensor *b, const mf_tensor *r, enum mf_activation act);
 /* gp = g act'(pre) */
-int mf_nn_act_grad(mf_tensor *gp, const mf_tensor *g, const mf_tensor *pre, int act);
+int mf_nn_act_grad(mf_tensor *gp, const mf_tensor *g, const mf_tensor *pre, enum mf_activation act);
 /* out[c] = sum_r a[r, c] (+ out[c] when acc); out allocated when !acc */
 int mf_nn_colsum(mf_tensor *out, const mf_tensor *a, int acc);
 /* y = act(LN(x) w + b + c) with per-row mean and rstd out */
 int mf_nn_ln_fwd(mf_tensor *y, mf_tensor *mean, mf_tensor *rstd, const mf_tensor *x, const mf_tensor *w,
-                 const mf_tensor *b, const mf_tensor *c, double eps, int act);
+                 const mf_tensor *b, const mf_tensor *c, double eps, enum mf_activation act);
 /* gx and gpre (= g act'(pre)) of mf_nn_ln_fwd */
 int mf_nn_ln_bwd(mf_tensor *gx, mf_tensor *gpre, const mf_tensor *g, const mf_tensor *x, const mf_tensor *mean,
-                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, int act);
+                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, enum mf_activation act);
 /* gw = sum_r gpre xh, gb = sum_r gpre */
 int mf_nn_ln_wgrad(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf_tensor *x,
                    const mf_tensor *mean, const mf_tensor *rstd);
@@ -35,6 +36,6 @@ int mf_nn_ln_wgrad_acc(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, cons
 /* tangent of mf_nn_ln_fwd's output for tangents tx of x and tc of c (either
    NULL for zero), w and b constant */
 int mf_nn_ln_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tc, const mf_tensor *x, const mf_tensor *mean,
-                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, int act);
+                 const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, enum mf_activation act);
 
 #endif

@@ -1,18 +1,14 @@
 /* Launchers of cl/optim.cl: one kernel per optimizer step over a flat buffer. */
 #include <string.h>
 
-#include "ops.h"
+#include "launch.h"
 #include "ops_optim.h"
 #include "runtime.h"
 
 /* A floating scalar argument in the buffer's dtype. */
-typedef union { cl_float f; cl_double d; } fscalar;
-
 static int set_scalar(cl_kernel k, cl_uint i, mf_dtype dt, double v) {
-  fscalar s;
-  size_t sz;
-  if (dt == MF_F64) { s.d = v; sz = sizeof(cl_double); }
-  else { s.f = (cl_float)v; sz = sizeof(cl_float); }
+  mf_scalar s;
+  size_t sz = mf_scalar_of(&s, dt, v);
   cl_int e = clSetKernelArg(k, i, sz, &s);
   return e == CL_SUCCESS ? 0 : mf_fail("clSetKernelArg %u: %s", i, mf_cl_error_name(e));
 }

@@ -1,7 +1,7 @@
-#include "ops.h"
-#include "runtime.h"
+#include "ops_random.h"
 
-typedef union { cl_float f; cl_double d; } real;
+#include "launch.h"
+#include "runtime.h"
 
 /* One Philox launch: per_counter elements come from each counter. */
 static int draw(const char *prefix, mf_tensor *out, uint64_t seed, uint64_t *offset, size_t ps,
@@ -22,10 +22,9 @@ static int draw(const char *prefix, mf_tensor *out, uint64_t seed, uint64_t *off
 
 static int draw_real(const char *prefix, mf_tensor *out, uint64_t seed, uint64_t *offset, double a,
                      double b) {
-  real x, y;
-  size_t ps;
-  if (out->dtype == MF_F64) { x.d = a; y.d = b; ps = sizeof(cl_double); }
-  else { x.f = (cl_float)a; y.f = (cl_float)b; ps = sizeof(cl_float); }
+  mf_scalar x, y;
+  size_t ps = mf_scalar_of(&x, out->dtype, a);
+  mf_scalar_of(&y, out->dtype, b);
   return draw(prefix, out, seed, offset, ps, &x, &y);
 }
 

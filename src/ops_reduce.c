@@ -1,7 +1,10 @@
+#include "ops_reduce.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "ops.h"
+#include "launch.h"
+#include "ops_elementwise.h"
 #include "runtime.h"
 
 /* out[r * P + p] = fold of row r's elements p, p + P, ... */

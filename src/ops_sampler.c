@@ -2,6 +2,8 @@
 #include <string.h>
 
 #include "ops_sampler.h"
+#include "launch.h"
+#include "ops_elementwise.h"
 #include "runtime.h"
 
 #define MAXOPS 6
@@ -35,15 +37,7 @@ static const mf_tensor *pack(packs *p, const mf_tensor *t, const mf_tensor *x, c
   return &p->t[p->n++];
 }
 
-typedef union { cl_float f; cl_double d; } real;
-
-/* A real kernel argument in x's dtype: its size, value in *r. */
-static size_t real_of(real *r, mf_dtype dt, double v) {
-  if (dt == MF_F64) { r->d = v; return sizeof(cl_double); }
-  r->f = (cl_float)v;
-  return sizeof(cl_float);
-}
-
+/* x is f32 or f64 and fits the kernels' int indices */
 static int check_real(const mf_tensor *x, const char *fn) {
   if (x->dtype != MF_F32 && x->dtype != MF_F64)
     return mf_fail("%s needs f32 or f64 tensors, got %s", fn, mf_dtype_name(x->dtype));
@@ -64,10 +58,10 @@ int mf_sampler_step(mf_tensor *out, mf_tensor *aux, int aux_x, const mf_tensor *
   out->st = NULL;
   if (aux) aux->st = NULL;
   if (k && !mf_empty(out, x->dtype, x->ndim, x->shape) && (!aux || !mf_empty(aux, x->dtype, x->ndim, x->shape))) {
-    real rh, rs, ra;
-    size_t sz = real_of(&rh, x->dtype, h);
-    real_of(&rs, x->dtype, s);
-    real_of(&ra, x->dtype, ha);
+    mf_scalar rh, rs, ra;
+    size_t sz = mf_scalar_of(&rh, x->dtype, h);
+    mf_scalar_of(&rs, x->dtype, s);
+    mf_scalar_of(&ra, x->dtype, ha);
     cl_int flags = (u ? 1 : 0) | (aux ? 2 : 0) | (aux && aux_x ? 4 : 0);
     cl_int n = (cl_int)mf_numel(x);
     const mf_tensor *pa = aux ? aux : out; /* unused when no aux */
@@ -94,9 +88,9 @@ int mf_sampler_heun(mf_tensor *out, const mf_tensor *x, const mf_tensor *d1, con
   int rc = -1;
   out->st = NULL;
   if (k && !mf_empty(out, x->dtype, x->ndim, x->shape)) {
-    real rh, rs;
-    size_t sz = real_of(&rh, x->dtype, h);
-    real_of(&rs, x->dtype, s);
+    mf_scalar rh, rs;
+    size_t sz = mf_scalar_of(&rh, x->dtype, h);
+    mf_scalar_of(&rs, x->dtype, s);
     cl_int flags = u ? 1 : 0, n = (cl_int)mf_numel(x);
     rc = mf_args(k, 14, ARG_T(out), ARG_T(px), ARG_T(pd), ARG_T(pc), ARG_T(pu), sz, (const void *)&rh, sz,
                  (const void *)&rs, MF_ARG(flags), MF_ARG(n));
@@ -127,11 +121,11 @@ int mf_sampler_em(mf_tensor *out, const mf_tensor *x, const mf_tensor *vc, const
   int rc = -1;
   out->st = NULL;
   if (k && !mf_empty(out, x->dtype, x->ndim, x->shape)) {
-    real rh, rw, rs, rz;
-    size_t sz = real_of(&rh, x->dtype, h);
-    real_of(&rw, x->dtype, hw);
-    real_of(&rs, x->dtype, s);
-    real_of(&rz, x->dtype, nz);
+    mf_scalar rh, rw, rs, rz;
+    size_t sz = mf_scalar_of(&rh, x->dtype, h);
+    mf_scalar_of(&rw, x->dtype, hw);
+    mf_scalar_of(&rs, x->dtype, s);
+    mf_scalar_of(&rz, x->dtype, nz);
     cl_int flags = vu ? 1 : 0, n = (cl_int)mf_numel(x);
     cl_uint2 key = {{(cl_uint)seed, (cl_uint)(seed >> 32)}};
     cl_ulong off = *offset;
@@ -155,8 +149,8 @@ int mf_sampler_noise(mf_tensor *out, const mf_tensor *x, double c, uint64_t seed
   int rc = -1;
   out->st = NULL;
   if (k && !mf_empty(out, x->dtype, x->ndim, x->shape)) {
-    real rc_;
-    size_t sz = real_of(&rc_, x->dtype, c);
+    mf_scalar rc_;
+    size_t sz = mf_scalar_of(&rc_, x->dtype, c);
     cl_int n = (cl_int)mf_numel(x);
     cl_uint2 key = {{(cl_uint)seed, (cl_uint)(seed >> 32)}};
     cl_ulong off = *offset;
@@ -178,11 +172,11 @@ static int check_vec(const mf_tensor *t, mf_dtype dt, int64_t n, const char *wha
 }
 
 int mf_oracle_field(mf_tensor *out, const mf_tensor *x, const mf_tensor *t, const mf_tensor *y,
-                    const mf_tensor *mu, const mf_tensor *s2, const mf_tensor *logw, int field, int edm,
-                    double xs) {
+                    const mf_tensor *mu, const mf_tensor *s2, const mf_tensor *logw,
+                    enum mf_oracle_field field, int edm, double xs) {
   if (check_real(x, "oracle_field")) return -1;
   if (x->ndim != 2) return mf_fail("x must be {B, D}, got %d dims", x->ndim);
-  if (field < 0 || field > 3) return mf_fail("unknown field %d", field);
+  if ((int)field < 0 || field >= MF_FIELD_COUNT) return mf_fail("unknown field %d", (int)field);
   int64_t B = x->shape[0], D = x->shape[1], K = mu->ndim == 2 ? mu->shape[0] : 0;
   if (mu->ndim != 2 || mu->shape[1] != D) return mf_fail("means must be {K, %lld}", (long long)D);
   if (check_vec(t, x->dtype, B, "t") || check_vec(s2, x->dtype, K, "s2") || check_vec(logw, x->dtype, K, "logw") ||
@@ -203,8 +197,8 @@ int mf_oracle_field(mf_tensor *out, const mf_tensor *x, const mf_tensor *t, cons
   rc = -1;
   out->st = NULL;
   if (k && !mf_empty(out, x->dtype, 2, x->shape)) {
-    real rx;
-    size_t sz = real_of(&rx, x->dtype, xs);
+    mf_scalar rx;
+    size_t sz = mf_scalar_of(&rx, x->dtype, xs);
     cl_int hy = y != NULL, b = (cl_int)B, d = (cl_int)D, kk = (cl_int)K, f = field, e = edm;
     const mf_tensor *py = y ? &yc : &tc; /* not read without labels */
     rc = mf_args(k, 20, MF_ARG(out->st->buf), ARG_T(px), ARG_T(&tc), ARG_T(py), MF_ARG(hy), ARG_T(&mc), ARG_T(&sc),

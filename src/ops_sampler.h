@@ -5,7 +5,8 @@
 #ifndef MF_OPS_SAMPLER_H
 #define MF_OPS_SAMPLER_H
 
-#include "ops.h"
+#include "kernel_names.h"
+#include "tensor.h"
 
 /* d = u ? u + s (c - u) : c; out = x + h d; when aux is given it receives d
    (aux_x == 0) or x + ha d (aux_x != 0). */
@@ -29,10 +30,11 @@ int mf_sampler_noise(mf_tensor *out, const mf_tensor *x, double c, uint64_t seed
 
 /* The oracle's fused fields (cl/sampler.cl oracle_field): out {B, D} from
    x {B, D}, t {B}, labels y (i32 {B} or NULL), mixture constants mu {K, D},
-   s2 {K}, logw {K}; field 0 velocity, 1 score, 2 posterior mean / denoiser,
-   3 raw EDM output with data std xs; edm != 0 selects the path x + t n. */
+   s2 {K}, logw {K}; field: velocity, score, mean (posterior mean / denoiser)
+   or raw (EDM's network output with data std xs); edm != 0 selects the path
+   x + t n. */
 int mf_oracle_field(mf_tensor *out, const mf_tensor *x, const mf_tensor *t, const mf_tensor *y,
-                    const mf_tensor *mu, const mf_tensor *s2, const mf_tensor *logw, int field, int edm,
-                    double xs);
+                    const mf_tensor *mu, const mf_tensor *s2, const mf_tensor *logw,
+                    enum mf_oracle_field field, int edm, double xs);
 
 #endif

@@ -5,13 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "kernels_src.h" /* generated: const char mf_kernel_source[] */
 
 mf_stats mf_stat;
 static mf_runtime rt;
 static int rt_state; /* 0 untouched, 1 ready, -1 failed */
-static char rt_error[1024];
+static char rt_error[4096];
 
 const char *mf_cl_error_name(cl_int e) {
   switch (e) {
@@ -120,29 +121,85 @@ static int pick_visit(cl_platform_id p, cl_device_id d, int index, void *ud) {
   return ok;
 }
 
+/* The process's stderr (fd 2) goes to a temporary file while a compiler
+   runs (clBuildProgram, and clCreateKernel, where a compiler may finish its
+   work), so that nothing it prints ("535 warnings generated.") reaches the
+   user's terminal or a parent that reads our output. */
+typedef struct { int saved; FILE *tmp; } quiet_stderr;
+
+static void quiet_begin(quiet_stderr *q) {
+  fflush(stderr);
+  q->tmp = tmpfile();
+  q->saved = q->tmp ? dup(2) : -1;
+  if (q->saved >= 0 && dup2(fileno(q->tmp), 2) < 0) { close(q->saved); q->saved = -1; }
+}
+
+/* Restores fd 2; what was written meanwhile goes to keep (when not NULL). */
+static void quiet_end(quiet_stderr *q, char *keep, size_t cap) {
+  fflush(stderr);
+  if (q->saved >= 0) { dup2(q->saved, 2); close(q->saved); }
+  if (keep && cap) {
+    size_t n = 0;
+    if (q->tmp) { rewind(q->tmp); n = fread(keep, 1, cap - 1, q->tmp); }
+    keep[n] = 0;
+  }
+  if (q->tmp) fclose(q->tmp);
+}
+
+/* The build log for an error: its error lines first (each names
+   cl/<file>:<line>, from the #line markers that cmake/embed.cmake puts at the
+   start of every file), then as much of the rest as fits. */
+static void log_for_error(const char *log, char *out, size_t cap) {
+  size_t n = 0;
+  out[0] = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const char *l = log; *l && n + 1 < cap;) {
+      const char *e = strchr(l, '\n');
+      size_t len = e ? (size_t)(e - l) : strlen(l);
+      int is_err = strstr(l, "error") && (size_t)(strstr(l, "error") - l) < len;
+      if (len && is_err == (pass == 0)) {
+        size_t k = len < cap - 1 - n ? len : cap - 1 - n;
+        memcpy(out + n, l, k);
+        n += k;
+        if (n + 1 < cap) out[n++] = '\n';
+        out[n] = 0;
+      }
+      l += len + (e != NULL);
+    }
+  }
+  if (n && out[n - 1] == '\n') out[--n] = 0;
+}
+
 static int build_program(void) {
   cl_int e;
   const char *src = mf_kernel_source;
   rt.program = clCreateProgramWithSource(rt.ctx, 1, &src, NULL, &e);
   if (e != CL_SUCCESS) return mf_fail("clCreateProgramWithSource: %s", mf_cl_error_name(e));
-  /* MF_CPU picks the kernels' CPU loop shape (contiguous runs per work-item) */
-  char opts[64];
-  snprintf(opts, sizeof opts, "-cl-std=CL1.2%s%s", rt.fp64 ? " -DMF_FP64" : "", rt.info.is_gpu ? "" : " -DMF_CPU");
+  /* MF_CPU picks the kernels' CPU loop shape (contiguous runs per work-item);
+     MOONFLOW_KERNEL_OPTIONS: more compiler options (experiments, tests) */
+  const char *extra = getenv("MOONFLOW_KERNEL_OPTIONS");
+  char opts[1024];
+  snprintf(opts, sizeof opts, "-cl-std=CL1.2%s%s %s", rt.fp64 ? " -DMF_FP64" : "", rt.info.is_gpu ? "" : " -DMF_CPU",
+           extra ? extra : "");
+  quiet_stderr q;
+  char said[1024];
+  quiet_begin(&q);
   e = clBuildProgram(rt.program, 1, &rt.device, opts, NULL, NULL);
-  if (e != CL_SUCCESS) {
-    size_t n = 0;
-    clGetProgramBuildInfo(rt.program, rt.device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
-    char *log = malloc(n + 1);
-    if (log) {
-      clGetProgramBuildInfo(rt.program, rt.device, CL_PROGRAM_BUILD_LOG, n, log, NULL);
-      log[n] = 0;
-    }
-    mf_fail("kernel build failed on %s (%s):\n%.3000s", rt.info.name, mf_cl_error_name(e),
-            log ? log : "(no log)");
-    free(log);
-    return -1;
+  quiet_end(&q, said, sizeof said);
+  if (e == CL_SUCCESS) return 0;
+  size_t n = 0;
+  clGetProgramBuildInfo(rt.program, rt.device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
+  char *log = malloc(n + 1), shown[3000];
+  if (log) {
+    if (clGetProgramBuildInfo(rt.program, rt.device, CL_PROGRAM_BUILD_LOG, n, log, NULL) != CL_SUCCESS) n = 0;
+    log[n] = 0;
   }
-  return 0;
+  log_for_error(log && *log ? log : said, shown, sizeof shown);
+  free(log);
+  clReleaseProgram(rt.program);
+  rt.program = NULL;
+  return mf_fail("kernel build failed on %s (%s):\n%s", rt.info.name, mf_cl_error_name(e),
+                 *shown ? shown : "(no build log)");
 }
 
 static int init(void) {
@@ -202,7 +259,10 @@ cl_kernel mf_kernel(const char *name) {
     h = (h + 1) & (KCAP - 1);
   }
   cl_int e;
+  quiet_stderr q;
+  quiet_begin(&q);
   cl_kernel k = clCreateKernel(rt.program, name, &e);
+  quiet_end(&q, NULL, 0);
   if (e != CL_SUCCESS) {
     mf_fail("no kernel %s on %s (%s)", name, rt.info.name, mf_cl_error_name(e));
     return NULL;

@@ -2,7 +2,6 @@
 
 #include <string.h>
 
-#include "ops.h"
 #include "runtime.h"
 
 int64_t mf_numel(const mf_tensor *t) {
@@ -96,18 +95,6 @@ void mf_tensor_free(mf_tensor *t) {
 int mf_from_host(mf_tensor *t, const void *data) {
   size_t es = mf_dtype_size(t->dtype);
   return mf_write(t->st->buf, (size_t)t->offset * es, (size_t)mf_numel(t) * es, data);
-}
-
-int mf_to_host(const mf_tensor *t, void *data) {
-  size_t es = mf_dtype_size(t->dtype);
-  mf_device_errors_fetch();
-  if (mf_is_contiguous(t))
-    return mf_read(t->st->buf, (size_t)t->offset * es, (size_t)mf_numel(t) * es, data) || mf_device_errors() ? -1 : 0;
-  mf_tensor c;
-  if (mf_contiguous(&c, t)) return -1;
-  int rc = mf_read(c.st->buf, 0, (size_t)mf_numel(&c) * es, data) || mf_device_errors();
-  mf_tensor_free(&c);
-  return rc ? -1 : 0;
 }
 
 int mf_reshape_view(mf_tensor *t, int ndim, const int64_t *shape) {

@@ -44,18 +44,18 @@ local function half(g, i, shape) return C.reshape(C.narrow(g, 1, i, 1), shape) e
 -- rowwise sum of u v as {B}; the per-row gradient of a broadcast parameter
 -- is summed back to one value
 local function rowdot(u, v, p)
-  local r = C.rowred(u, v, nil, 1, 1)
+  local r = C.rowred(u, v, nil, 1, "dot")
   if C.numel(p) == 1 and C.numel(r) ~= 1 then r = C.reshape(C.reduce("sum", r, nil, false), { 1 }) end
   return r
 end
 
 ------------------------------------------------------------ noising + target
 -- Y[1] = a_r x + b_r n,  Y[2] = c_r x + d_r n, in one kernel (cl/diffusion.cl)
---   kind 0 (SiT): a = 1 - t, b = t, c = -1, d = 1; p = t
---   kind 1 (EDM): a = 1, b = sigma, c = 1, d = 0;  p = sigma
---   kind 2: p = {B, 4} rows (a, b, c, d)
+--   kind "sit": a = 1 - t, b = t, c = -1, d = 1; p = t
+--   kind "edm": a = 1, b = sigma, c = 1, d = 0;  p = sigma
+--   kind "general": p = {B, 4} rows (a, b, c, d)
 -- vjp: (gx, gn) = (a g1 + c g2, b g1 + d g2), the same kernel transposed;
--- d/dt (kind 0): dY[1] = n - x, dY[2] = 0; d/dsigma (kind 1): dY[1] = n.
+-- d/dt (sit): dY[1] = n - x, dY[2] = 0; d/dsigma (edm): dY[1] = n.
 local nt = O.def("noise_target", {
   forward = function(ctx, x, n, p, kind)
     ctx.x, ctx.n, ctx.p, ctx.kind, ctx.shape = x, n, p, kind, x:shape()
@@ -68,8 +68,8 @@ local nt = O.def("noise_target", {
     local gp
     if needs_grad(ctx.p) then
       local x, n, p = ctx.x, ctx.n, ctx.p
-      if ctx.kind == 0 then gp = rowdot(g1, C.binary("sub", n, x), p)
-      elseif ctx.kind == 1 then gp = rowdot(g1, n, p)
+      if ctx.kind == "sit" then gp = rowdot(g1, C.binary("sub", n, x), p)
+      elseif ctx.kind == "edm" then gp = rowdot(g1, n, p)
       else
         local parts = { rowdot(g1, x, p), rowdot(g1, n, p), rowdot(g2, x, p), rowdot(g2, n, p) }
         for i = 1, 4 do parts[i] = C.reshape(parts[i], { C.numel(parts[i]), 1 }) end
@@ -84,11 +84,11 @@ local nt = O.def("noise_target", {
     local out = C.noise_target(tx or z, tn or z, p, kind, false, true)
     if tp then
       local nd = #ctx.shape
-      if kind == 2 then
+      if kind == "general" then
         -- dY[1] = da x + db n, dY[2] = dc x + dd n: the kernel on the tangent rows
-        out = C.binary("add", out, C.noise_target(x, n, tp, 2, false, true))
+        out = C.binary("add", out, C.noise_target(x, n, tp, "general", false, true))
       else
-        local dx = kind == 0 and C.binary("sub", n, x) or n
+        local dx = kind == "sit" and C.binary("sub", n, x) or n
         local d1 = C.binary("mul", col(tp, nd), dx)
         C.binary_("add", C.narrow(out, 1, 1, 1), C.reshape(d1, { 1, table.unpack(ctx.shape) }))
       end
@@ -116,20 +116,20 @@ end
 -- SiT / RF: x_t = (1 - t) x + t n, target = n - x (one kernel)
 function D.sit_noise_target(x, n, t)
   check_pair("sit_noise_target", x, n)
-  return stacked(x, n, D.row_param(t, x, "sit_noise_target"), 0)
+  return stacked(x, n, D.row_param(t, x, "sit_noise_target"), "sit")
 end
 
 -- EDM: x_t = x + sigma n, target = x (one kernel)
 function D.edm_noise_target(x, n, sigma)
   check_pair("edm_noise_target", x, n)
-  return stacked(x, n, D.row_param(sigma, x, "edm_noise_target"), 1)
+  return stacked(x, n, D.row_param(sigma, x, "edm_noise_target"), "edm")
 end
 
 -- General: coefs {B, 4} (or {4}) rows (a, b, c, d): a x + b n, c x + d n
 function D.noise_target(x, n, coefs)
   check_pair("noise_target", x, n)
   if not is_tensor(coefs) then error("moonflow.noise_target: coefs must be a {B, 4} tensor", 2) end
-  return stacked(x, n, O.to(coefs, C.dtype(x)), 2)
+  return stacked(x, n, O.to(coefs, C.dtype(x)), "general")
 end
 
 --------------------------------------------------- per-sample squared error
@@ -138,14 +138,14 @@ end
 local wsse = O.def("wsse", {
   forward = function(ctx, a, b, w, s)
     ctx.a, ctx.b, ctx.w, ctx.s = a, b, w, s
-    return C.rowred(a, b, w, s, 0)
+    return C.rowred(a, b, w, s, "sqerr")
   end,
   vjp = function(ctx, g)
     local a, b, w, s = ctx.a, ctx.b, ctx.w, ctx.s
-    local ga = C.rowred_grad(a, b, w, g, s, 0)
+    local ga = C.rowred_grad(a, b, w, g, s, "sqerr")
     local gw
     if needs_grad(w) then
-      gw = C.binary("mul", g, C.rowred(a, b, nil, s, 0))
+      gw = C.binary("mul", g, C.rowred(a, b, nil, s, "sqerr"))
       gw = A.sum_to(gw, w:shape())
     end
     if w then return ga, C.unary("neg", ga), gw end
@@ -156,10 +156,10 @@ local wsse = O.def("wsse", {
     local out
     if ta or tb then
       local d = ta and tb and C.binary("sub", ta, tb) or ta or C.unary("neg", tb)
-      out = C.rowred(C.binary("sub", a, b), d, w, 2 * s, 1)
+      out = C.rowred(C.binary("sub", a, b), d, w, 2 * s, "dot")
     end
     if tw then
-      local e = C.binary("mul", tw, C.rowred(a, b, nil, s, 0))
+      local e = C.binary("mul", tw, C.rowred(a, b, nil, s, "sqerr"))
       out = out and C.binary("add", out, e) or C.contiguous(C.expand(e, { (a:shape())[1] or 1 }))
     end
     return out or C.full({ (a:shape())[1] or 1 }, 0, C.dtype(a))
@@ -187,11 +187,9 @@ end
 -------------------------------------------------------------- coefficients
 -- Elementwise functions of t with their derivatives from the same kernel;
 -- param is x_sigma (EDM) or the shift (t_shift). Formulas in cl/diffusion.cl.
-D.COEF = {
-  sit_c_in = 0, sit_c_out = 1, sit_c_skip = 2, sit_c_noise = 3,
-  edm_c_in = 4, edm_c_out = 5, edm_c_skip = 6, edm_c_noise = 7, edm_weight = 8,
-  t_shift = 9, rf_alpha = 10, rf_sigma = 11,
-}
+-- the names are the kernel's (MF_COEFS in src/kernel_names.h), as a set
+D.COEF = {}
+for _, name in ipairs(C.diff_coefs) do D.COEF[name] = true end
 local coef = O.def("coef", {
   forward = function(ctx, t, which, param)
     ctx.t, ctx.which, ctx.param = t, which, param
@@ -202,11 +200,10 @@ local coef = O.def("coef", {
 })
 
 function D.coef(name, t, param)
-  local which = D.COEF[name]
-  if not which then error(("moonflow.coef: unknown coefficient %s"):format(tostring(name)), 2) end
+  if not D.COEF[name] then error(("moonflow.coef: unknown coefficient %s"):format(tostring(name)), 2) end
   if not is_tensor(t) then error(("moonflow.coef: t must be a tensor, got %s"):format(type(t)), 2) end
   if C.dtype(t) == "i32" then t = O.to(t, "f32") end
-  return A.apply(coef, t, which, param or 0)
+  return A.apply(coef, t, name, param or 0)
 end
 
 -- z = Phi^-1(u), not differentiable (used for sampling)
@@ -216,7 +213,9 @@ function D.ndtri(u) return C.ndtri(u) end
 -- out = (A_t a + B_t b) / D_t computed in float64 (t an f64 tensor of B or
 -- 1 values, a constant to autograd); linear in (a, b), so the vjp and the
 -- jvp are the same kernel with one term switched off.
-D.RF = { add_noise = 0, pred_noise_to_pred_x0 = 1, pred_x0_from_flow = 2, x0_to_eps = 3, x0_to_flow = 4 }
+-- the conversions by name (MF_RF_OPS in src/kernel_names.h), as a set
+D.RF = {}
+for _, name in ipairs(C.rf_ops) do D.RF[name] = true end
 local rf = O.def("rf_conv", {
   forward = function(ctx, a, b, t, op)
     ctx.t, ctx.op = t, op
@@ -230,7 +229,7 @@ local rf = O.def("rf_conv", {
   end,
 })
 function D.rf_conv(name, a, b, t64)
-  return A.apply(rf, a, b, t64, D.RF[name])
+  return A.apply(rf, a, b, t64, name)
 end
 
 return D

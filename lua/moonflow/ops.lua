@@ -77,28 +77,39 @@ local unary_rules = {
   end,
 }
 
-for name, rule in pairs(unary_rules) do
-  local op = def(name, {
-    forward = function(ctx, x)
-      local y = un(name, x)
-      ctx.x, ctx.y = x, y
-      return y
-    end,
-    -- the derivative is linear in g: the same rule gives vjp and jvp
-    vjp = function(ctx, g) return rule(ctx.x, ctx.y, g) end,
-    jvp = function(ctx, t) return rule(ctx.x, ctx.y, t) end,
-  })
-  O[name] = function(x) return apply(op, x) end
-end
+-- zero derivative almost everywhere
+local piecewise_constant = { sign = true, floor = true }
 
--- not differentiable (zero derivative almost everywhere)
-for _, name in ipairs { "sign", "floor" } do
-  local op = def(name, {
-    forward = function(ctx, x) ctx.x = x; return un(name, x) end,
-    vjp = function(ctx, g) return nil end,
-    jvp = function(ctx, t) return C.full(ctx.x:shape(), 0, C.dtype(ctx.x)) end,
-  })
-  O[name] = function(x) return apply(op, x) end
+-- One op per unary kernel, in the binding's order (core.unary_ops, listed
+-- once in src/kernel_names.h); silu_grad and gelu_grad are derivatives,
+-- used by the rules above, not ops of their own.
+local kernels = {}
+for _, name in ipairs(C.unary_ops) do
+  kernels[name] = true
+  local rule = unary_rules[name]
+  local op
+  if rule then
+    op = def(name, {
+      forward = function(ctx, x)
+        local y = un(name, x)
+        ctx.x, ctx.y = x, y
+        return y
+      end,
+      -- the derivative is linear in g: the same rule gives vjp and jvp
+      vjp = function(ctx, g) return rule(ctx.x, ctx.y, g) end,
+      jvp = function(ctx, t) return rule(ctx.x, ctx.y, t) end,
+    })
+  elseif piecewise_constant[name] then
+    op = def(name, {
+      forward = function(ctx, x) ctx.x = x; return un(name, x) end,
+      vjp = function(ctx, g) return nil end,
+      jvp = function(ctx, t) return C.full(ctx.x:shape(), 0, C.dtype(ctx.x)) end,
+    })
+  end
+  if op then O[name] = function(x) return apply(op, x) end end
+end
+for name in pairs(unary_rules) do
+  assert(kernels[name], "moonflow.ops: no unary kernel " .. name .. " for its rule")
 end
 
 -- y = x^p (p a number), dy = p x^(p-1)

@@ -155,7 +155,7 @@ local function conv(fn, a, b, t)
   local ah, al = parts(a)
   local bh, bl = parts(b)
   local th, tl = t_parts(fn, t, B)
-  local hi, lo = C.rf_conv_ff(ah, al, bh, bl, th, tl, D.RF[fn], true, true, ff_in)
+  local hi, lo = C.rf_conv_ff(ah, al, bh, bl, th, tl, fn, true, true, ff_in)
   if ff_in then return ff_new(hi, lo) end
   return hi
 end
@@ -191,7 +191,7 @@ local function coef(fn, t, alpha)
   local flat = C.reshape(th, { C.numel(th) })
   local one = C.full(flat:shape(), 1, "f32")
   local hi, lo = C.rf_conv_ff(one, nil, one, nil, flat, tl and C.reshape(tl, flat:shape()) or nil,
-    0, true, false, ff_in)
+    "add_noise", true, false, ff_in)
   if ff_in then return ff_new(C.reshape(hi, shape), C.reshape(lo, shape)) end
   return C.reshape(hi, shape)
 end

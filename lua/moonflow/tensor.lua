@@ -93,9 +93,10 @@ function M.detach(t) return core.reshape(t, core.shape(t)) end
 function M.zero_grad(t) t.grad = nil end
 
 ------------------------------------------------------------ differentiable
-for _, name in ipairs { "neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "erf", "sigmoid",
-  "silu", "gelu", "relu", "abs", "square", "recip", "sign", "floor" } do
-  M[name] = O[name]
+-- every unary op of the binding's list (src/kernel_names.h) that ops.lua
+-- defines; silu_grad and gelu_grad are derivatives, not methods
+for _, name in ipairs(core.unary_ops) do
+  if O[name] then M[name] = O[name] end
 end
 M.pow = O.pow
 M.clamp = function(t, lo, hi)

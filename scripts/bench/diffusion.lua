@@ -33,9 +33,9 @@ return function(ctx)
     local t, w = rngs.time:uniform({ B }), rngs.time:uniform({ B })
     local inner = math.max(1, math.floor(64e6 / (16 * N)))
     local cases = {
-      { "noise+target", 16 * N, function() return C.noise_target(x, n, t, 0, false, true) end },
-      { "x_t only", 12 * N, function() return C.noise_target(x, n, t, 0, false, false) end },
-      { "weighted loss", 8 * N + 8 * B, function() return C.rowred(x, n, w, 1 / D, 0) end },
+      { "noise+target", 16 * N, function() return C.noise_target(x, n, t, "sit", false, true) end },
+      { "x_t only", 12 * N, function() return C.noise_target(x, n, t, "sit", false, false) end },
+      { "weighted loss", 8 * N + 8 * B, function() return C.rowred(x, n, w, 1 / D, "sqerr") end },
     }
     for _, c in ipairs(cases) do
       local sec = per_call(c[3], inner, 5)

@@ -49,8 +49,8 @@ return function(ctx)
     local rows = n // COLS
     local x, z, t = mf.rand{ rows, COLS }, mf.randn{ rows, COLS }, mf.rand{ rows }
     local fn
-    if fused then -- the diffusion family's fused kernel, x_t only (kind 0: SiT/RF)
-      fn = function() return C.noise_target(x, z, t, 0, false, false) end
+    if fused then -- the diffusion family's fused kernel, x_t only (kind "sit": SiT/RF)
+      fn = function() return C.noise_target(x, z, t, "sit", false, false) end
     else          -- composed from tensor ops: several launches
       local tc = t:reshape{ rows, 1 }
       fn = function() return (1 - tc) * x + tc * z end

@@ -7,28 +7,28 @@ static mf_tensor *opt_tensor(lua_State *L, int idx, const char *fn) {
   return lua_isnoneornil(L, idx) ? NULL : lmf_check(L, idx, fn);
 }
 
-static int int_in(lua_State *L, int idx, int lo, int hi, const char *fn, const char *what) {
-  lua_Integer v = luaL_checkinteger(L, idx);
-  if (v < lo || v > hi) luaL_error(L, "moonflow.%s: %s %d is outside [%d, %d]", fn, what, (int)v, lo, hi);
-  return (int)v;
-}
+/* the kernels' switches by name (src/kernel_names.h) */
+static const char *const nt_kinds[] = {MF_NT_KINDS(LMF_NAME, _, _) NULL};
+static const char *const rowred_modes[] = {MF_ROWRED_MODES(LMF_NAME, _, _) NULL};
+static const char *const coefs[] = {MF_COEFS(LMF_NAME, _, _) NULL};
+static const char *const rf_ops[] = {MF_RF_OPS(LMF_NAME, _, _) NULL};
 
-/* noise_target(x, y, p, kind, tr, both) */
+/* noise_target(x, y, p, kind ("sit", "edm", "general"), tr, both) */
 static int l_noise_target(lua_State *L) {
   const char *fn = "noise_target";
   mf_tensor *x = lmf_check(L, 1, fn), *y = lmf_check(L, 2, fn), *p = lmf_check(L, 3, fn), out;
-  int kind = int_in(L, 4, 0, 2, fn, "kind");
+  enum mf_nt_kind kind = (enum mf_nt_kind)luaL_checkoption(L, 4, NULL, nt_kinds);
   if (mf_noise_target(&out, x, y, p, kind, lua_toboolean(L, 5), lua_toboolean(L, 6))) return lmf_fail(L, fn);
   lmf_push(L, &out);
   return 1;
 }
 
-/* rowred(a, b|nil, w|nil, s, mode) */
+/* rowred(a, b|nil, w|nil, s, mode ("sqerr", "dot", "square")) */
 static int l_rowred(lua_State *L) {
   const char *fn = "rowred";
   mf_tensor *a = lmf_check(L, 1, fn), *b = opt_tensor(L, 2, fn), *w = opt_tensor(L, 3, fn), out;
   double s = luaL_checknumber(L, 4);
-  int mode = int_in(L, 5, 0, 2, fn, "mode");
+  enum mf_rowred_mode mode = (enum mf_rowred_mode)luaL_checkoption(L, 5, NULL, rowred_modes);
   if (mf_rowred(&out, a, b, w, s, mode)) return lmf_fail(L, fn);
   lmf_push(L, &out);
   return 1;
@@ -40,17 +40,17 @@ static int l_rowred_grad(lua_State *L) {
   mf_tensor *a = lmf_check(L, 1, fn), *b = opt_tensor(L, 2, fn), *w = opt_tensor(L, 3, fn);
   mf_tensor *g = lmf_check(L, 4, fn), out;
   double s = luaL_checknumber(L, 5);
-  int mode = int_in(L, 6, 0, 2, fn, "mode");
+  enum mf_rowred_mode mode = (enum mf_rowred_mode)luaL_checkoption(L, 6, NULL, rowred_modes);
   if (mf_rowred_grad(&out, a, b, w, g, s, mode)) return lmf_fail(L, fn);
   lmf_push(L, &out);
   return 1;
 }
 
-/* diff_coef(t, which, param, deriv) */
+/* diff_coef(t, which (a name of MF_COEFS), param, deriv) */
 static int l_diff_coef(lua_State *L) {
   const char *fn = "diff_coef";
   mf_tensor *t = lmf_check(L, 1, fn), out;
-  int which = int_in(L, 2, 0, 11, fn, "coefficient");
+  enum mf_coef which = (enum mf_coef)luaL_checkoption(L, 2, NULL, coefs);
   if (mf_diff_coef(&out, t, which, luaL_optnumber(L, 3, 0), lua_toboolean(L, 4))) return lmf_fail(L, fn);
   lmf_push(L, &out);
   return 1;
@@ -63,11 +63,11 @@ static int l_ndtri(lua_State *L) {
   return 1;
 }
 
-/* rf_conv(a, b, t, op, wa, wb) */
+/* rf_conv(a, b, t, op (a name of MF_RF_OPS), wa, wb) */
 static int l_rf_conv(lua_State *L) {
   const char *fn = "rf_conv";
   mf_tensor *a = lmf_check(L, 1, fn), *b = lmf_check(L, 2, fn), *t = lmf_check(L, 3, fn), out;
-  int op = int_in(L, 4, 0, 4, fn, "op");
+  enum mf_rf_op op = (enum mf_rf_op)luaL_checkoption(L, 4, NULL, rf_ops);
   if (mf_rf_conv(&out, a, b, t, op, lua_toboolean(L, 5), lua_toboolean(L, 6))) return lmf_fail(L, fn);
   lmf_push(L, &out);
   return 1;
@@ -78,7 +78,7 @@ static int l_rf_conv_ff(lua_State *L) {
   const char *fn = "rf_conv_ff";
   mf_tensor *ah = lmf_check(L, 1, fn), *al = opt_tensor(L, 2, fn), *bh = lmf_check(L, 3, fn);
   mf_tensor *bl = opt_tensor(L, 4, fn), *th = lmf_check(L, 5, fn), *tl = opt_tensor(L, 6, fn);
-  int op = int_in(L, 7, 0, 4, fn, "op");
+  enum mf_rf_op op = (enum mf_rf_op)luaL_checkoption(L, 7, NULL, rf_ops);
   int want_lo = lua_toboolean(L, 10);
   mf_tensor hi, lo;
   if (mf_rf_conv_ff(&hi, want_lo ? &lo : NULL, ah, al, bh, bl, th, tl, op, lua_toboolean(L, 8),
@@ -115,4 +115,6 @@ void lmf_open_diffusion(lua_State *L) {
                                  {"diffusion_path", l_diffusion_path},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
+  lmf_set_names(L, coefs, "diff_coefs");
+  lmf_set_names(L, rf_ops, "rf_ops");
 }

@@ -4,11 +4,11 @@
 #include "../ops_nn.h"
 #include "lmf.h"
 
-static const char *const acts[] = {"none", "silu", "gelu", "relu", "tanh", NULL};
+static const char *const acts[] = {MF_ACTIVATIONS(LMF_NAME, _, _) NULL};
 
-static int act_at(lua_State *L, int idx) {
-  if (lua_isnoneornil(L, idx)) return 0;
-  return luaL_checkoption(L, idx, NULL, acts);
+static enum mf_activation act_at(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return MF_ACTIVATION_none;
+  return (enum mf_activation)luaL_checkoption(L, idx, NULL, acts);
 }
 
 static mf_tensor *opt_t(lua_State *L, int idx, const char *fn) {
@@ -117,4 +117,5 @@ void lmf_open_nn(lua_State *L) {
                                  {"nn_path", l_nn_path},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
+  lmf_set_names(L, acts, "nn_activations");
 }

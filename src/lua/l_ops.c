@@ -5,9 +5,8 @@
 
 #include "lmf.h"
 
-static const char *const unary_ops[] = {
-    "neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "erf", "sigmoid", "silu", "gelu",
-    "relu", "abs", "square", "sign", "recip", "floor", "silu_grad", "gelu_grad", NULL};
+/* the unary kernels, listed once in src/kernel_names.h (core.unary_ops for Lua) */
+static const char *const unary_ops[] = {MF_UNARY_OPS(LMF_NAME, _, _) NULL};
 static const char *const binary_ops[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "lt",
                                          "le", "gt", "ge", "eq", "ne", NULL};
 static const char *const reduce_ops[] = {"sum", "sumsq", "max", "min", NULL};
@@ -295,4 +294,14 @@ void lmf_open_ops(lua_State *L) {
       {"index_add", l_index_add}, {"gather", l_gather}, {"scatter_add", l_scatter_add},
       {"rand", l_rand}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
+  lmf_set_names(L, unary_ops, "unary_ops");
+}
+
+void lmf_set_names(lua_State *L, const char *const *names, const char *field) {
+  lua_newtable(L);
+  for (int i = 0; names[i]; ++i) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, field);
 }

@@ -88,12 +88,15 @@ static int l_noise(lua_State *L) {
   return 2;
 }
 
-/* oracle_field(x, t, y|nil, mu, s2, logw, field, edm, xs) -> out {B, D} */
+/* oracle_field(x, t, y|nil, mu, s2, logw, field ("velocity", "score",
+   "mean", "raw"), edm, xs) -> out {B, D} */
 static int l_oracle(lua_State *L) {
   const char *fn = "oracle_field";
   mf_tensor *x = lmf_check(L, 1, fn), *t = lmf_check(L, 2, fn), *y = opt_tensor(L, 3, fn);
   mf_tensor *mu = lmf_check(L, 4, fn), *s2 = lmf_check(L, 5, fn), *lw = lmf_check(L, 6, fn);
-  int field = (int)luaL_checkinteger(L, 7), edm = lua_toboolean(L, 8);
+  static const char *const fields[] = {MF_ORACLE_FIELDS(LMF_NAME, _, _) NULL};
+  enum mf_oracle_field field = (enum mf_oracle_field)luaL_checkoption(L, 7, NULL, fields);
+  int edm = lua_toboolean(L, 8);
   double xs = luaL_optnumber(L, 9, 0.5);
   mf_tensor out;
   if (mf_oracle_field(&out, x, t, y, mu, s2, lw, field, edm, xs)) return lmf_fail(L, fn);

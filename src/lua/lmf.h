@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "../kernel_names.h"
 #include "../ops.h"
 #include "../runtime.h"
 
@@ -27,6 +28,12 @@ mf_dtype lmf_dtype(lua_State *L, int idx, const char *fn);
 int lmf_dim(lua_State *L, int idx, int ndim, const char *fn);
 /* The function name passed as the op string at idx, checked against a list. */
 const char *lmf_opname(lua_State *L, int idx, const char *const *ops, const char *fn);
+/* The strings of a name list of kernel_names.h, for luaL_checkoption:
+   static const char *const names[] = {MF_COEFS(LMF_NAME, _, _) NULL}; */
+#define LMF_NAME(name, A, B) #name,
+/* Sets field `field` of the table on top to the list of names (NULL-ended). */
+void lmf_set_names(lua_State *L, const char *const *names, const char *field);
+
 /* A number combined with a tensor of dtype dt: for i32 it must be an
    integer in range (no silent truncation). */
 void lmf_check_scalar(lua_State *L, mf_dtype dt, double v, const char *fn);

@@ -84,11 +84,14 @@ local linear = O.def("linear", {
   end,
 })
 
-local ACTS = { silu = true, gelu = true, relu = true, tanh = true }
+-- the activations compiled into the kernels (MF_ACTIVATIONS, src/kernel_names.h)
+local ACTS = {}
+for _, name in ipairs(C.nn_activations) do ACTS[name] = true end
 local function check_act(act, fn)
   if act == "none" then return nil end
   if act ~= nil and not ACTS[act] then
-    error(("moonflow.%s: unknown activation %s (silu, gelu, relu, tanh or none)"):format(fn, tostring(act)), 3)
+    error(("moonflow.%s: unknown activation %s (%s)"):format(fn, tostring(act),
+      table.concat(C.nn_activations, ", ")), 3)
   end
   return act
 end

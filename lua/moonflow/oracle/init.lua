@@ -260,9 +260,8 @@ local function fusable(self, x, t)
   return true
 end
 
-local FIELD = { velocity = 0, score = 1, mean = 2, raw = 3 }
-
--- field of the linear path (edm false) or the EDM path, in one kernel
+-- field ("velocity", "score", "mean" or "raw", the kernel's names) of the
+-- linear path (edm false) or the EDM path, in one kernel
 function GM:_fused(field, edm, x_t, t, cond, fn, xs)
   local x, shape, B = rows(self, x_t, fn)
   local dt = x:dtype()
@@ -272,7 +271,7 @@ function GM:_fused(field, edm, x_t, t, cond, fn, xs)
     fail(fn, "cond.y must be an i32 {B} tensor of labels for a batch of %d", B)
   end
   local c = self:_const(dt)
-  return core.oracle_field(x, tv, y, c.mu, c.s2, c.logw, FIELD[field], edm, xs):reshape(shape)
+  return core.oracle_field(x, tv, y, c.mu, c.s2, c.logw, field, edm, xs):reshape(shape)
 end
 
 -- log p_t(x_t) {B}, linear path
