@@ -78,8 +78,7 @@ int mf_cat(mf_tensor *out, const mf_tensor *const *ts, int n, int dim) {
   for (int i = 0; i < n; ++i) {
     mf_tensor slot;
     mf_view_of(&slot, out);
-    mf_narrow(&slot, dim, at, ts[i]->shape[dim]);
-    int rc = mf_numel(&slot) ? mf_copy(&slot, ts[i]) : 0;
+    int rc = mf_narrow(&slot, dim, at, ts[i]->shape[dim]) || (mf_numel(&slot) && mf_copy(&slot, ts[i]));
     mf_tensor_free(&slot);
     if (rc) {
       mf_tensor_free(out);

@@ -329,9 +329,12 @@ int mf_nn_ln_wgrad(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, const mf
   }
   if (!rc) {
     mf_view_of(gw, &both);
-    mf_narrow(gw, 0, 0, cols);
     mf_view_of(gb, &both);
-    mf_narrow(gb, 0, cols, cols);
+    if (mf_narrow(gw, 0, 0, cols) || mf_narrow(gb, 0, cols, cols)) {
+      mf_tensor_free(gw);
+      mf_tensor_free(gb);
+      rc = -1;
+    }
   }
   mf_tensor_free(&both);
   return rc;

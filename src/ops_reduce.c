@@ -95,8 +95,7 @@ int mf_reduce(mf_tensor *out, const char *op, const mf_tensor *a, unsigned mask,
   }
   mf_tensor v, c;
   mf_view_of(&v, a);
-  mf_permute(&v, perm);
-  int rc = mf_contiguous(&c, &v);
+  int rc = mf_permute(&v, perm) || mf_contiguous(&c, &v);
   mf_tensor_free(&v);
   if (rc) return -1;
   if (mf_empty(out, a->dtype, ond, osh)) goto fail_c;

@@ -97,8 +97,7 @@ static int l_copy_(lua_State *L) {
                  mf_shape_str(y, sizeof y, d->ndim, d->shape));
   }
   if (!rc) {
-    mf_expand(&v, d->ndim, d->shape);
-    rc = mf_copy(d, &v);
+    rc = mf_expand(&v, d->ndim, d->shape) || mf_copy(d, &v);
   }
   mf_tensor_free(&v);
   if (rc) return lmf_fail(L, "copy_");
