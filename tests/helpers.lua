@@ -68,4 +68,26 @@ function H.errors(fn, ...)
   return err
 end
 
+-- A new empty folder under the system's temporary directory.
+function H.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  require("moonflow.core").fs_mkdir_p(dir)
+  return dir
+end
+
+-- Writes the bytes s to path (returns path); reads a whole file back.
+function H.spit(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+  return path
+end
+function H.slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 return H

@@ -4,9 +4,7 @@ local mf = require "moonflow"
 local H = require "helpers"
 local J = require "moonflow.json"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute(("mkdir -p %q"):format(dir)))
+local dir = H.tmpdir()
 
 local function setup(seed)
   local rngs = mf.Rngs(seed)

@@ -1,9 +1,7 @@
 local mf = require "moonflow"
 local H = require "helpers"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute(("mkdir -p %q"):format(dir)))
+local dir = H.tmpdir()
 
 -- a small training setup: network, optimizer, EMA, data, all from one seed
 local function setup(seed, hidden)

@@ -6,22 +6,10 @@ local mf = require "moonflow"
 local H = require "helpers"
 local Peak = require "io_peak"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute(("mkdir -p %q"):format(dir)))
+local dir = H.tmpdir()
 
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-  return path
-end
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local spit = H.spit
+local slurp = H.slurp
 
 local function idx_head(typ, shape)
   local s = string.char(0, 0, typ, #shape)

@@ -5,9 +5,7 @@ local mf = require "moonflow"
 local H = require "helpers"
 local Peak = require "io_peak"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute(("mkdir -p %q"):format(dir)))
+local dir = H.tmpdir()
 
 -- an npy v1.0 file whose header is the given text, padded as numpy pads it
 local function npy(dict, data)

@@ -1,16 +1,9 @@
 local mf = require "moonflow"
 local H = require "helpers"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute(("mkdir -p %q"):format(dir)))
+local dir = H.tmpdir()
 
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-  return path
-end
+local spit = H.spit
 
 -- an npy v1.0 (or v2.0) image the way numpy.save writes it: magic, version,
 -- header length, a dict literal padded with spaces to 64 bytes ending in \n

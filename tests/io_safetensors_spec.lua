@@ -8,18 +8,9 @@ local function tmpdir()
   return p
 end
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = H.slurp
 
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local spit = H.spit
 
 -- a safetensors image from a header string and data bytes
 local function image(header, data) return string.pack("<I8", #header) .. header .. (data or "") end

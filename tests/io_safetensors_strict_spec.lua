@@ -5,16 +5,9 @@ local mf = require "moonflow"
 local H = require "helpers"
 local Peak = require "io_peak"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute(("mkdir -p %q"):format(dir)))
+local dir = H.tmpdir()
 
-local function spit(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-  return path
-end
+local spit = H.spit
 
 local function image(header, data) return string.pack("<I8", #header) .. header .. (data or "") end
 
