@@ -1,5 +1,6 @@
 #include "io_decode.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -22,10 +23,23 @@ static uint64_t word(const unsigned char *p, size_t size, int big) {
   return v;
 }
 
-/* IEEE half: sign, 5-bit exponent (bias 15), 10-bit mantissa */
+/* IEEE half: sign, 5-bit exponent (bias 15), 10-bit mantissa. A NaN keeps
+   its sign and payload (the mantissa moves to the top of f32's), as a
+   hardware f16 -> f32 conversion does. */
+static uint32_t half_nan_bits(uint16_t h) {
+  return ((uint32_t)(h & 0x8000) << 16) | 0x7f800000u | ((uint32_t)(h & 1023) << 13);
+}
+static int half_is_nan(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 1023); }
+
 static double half(uint16_t h) {
   int e = (h >> 10) & 31, m = h & 1023;
-  double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, e - 25);
+  if (half_is_nan(h)) {
+    uint32_t b = half_nan_bits(h);
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+  }
+  double v = e == 0 ? ldexp(m, -24) : e == 31 ? INFINITY : ldexp(m + 1024, e - 25);
   return (h & 0x8000) ? -v : v;
 }
 
@@ -34,10 +48,24 @@ static int is_int(mf_src_kind k) { return k <= MF_SRC_I64 || k == MF_SRC_BOOL; }
 int mf_decode(void *dst, mf_dtype dt, const unsigned char *src, mf_src_kind k, size_t n,
               int big_endian, double scale, double shift) {
   size_t s = sizes[k];
+  /* 1 * -0.0 + 0 is +0.0: without scaling the value passes untouched */
+  int affine = !(scale == 1.0 && shift == 0.0);
   if (dt == MF_I32 && !is_int(k))
     return mf_fail("cannot convert %s elements to i32 without rounding", names[k]);
   for (size_t i = 0; i < n; ++i) {
     uint64_t w = word(src + i * s, s, big_endian);
+    /* unscaled floats into their own width (or wider, for f16 NaNs and
+       bf16) move as bits: a signaling NaN stays signaling */
+    if (!affine && dt == MF_F32 && (k == MF_SRC_F32 || k == MF_SRC_BF16 ||
+                                    (k == MF_SRC_F16 && half_is_nan((uint16_t)w)))) {
+      ((uint32_t *)dst)[i] = k == MF_SRC_F32 ? (uint32_t)w
+                             : k == MF_SRC_BF16 ? (uint32_t)w << 16 : half_nan_bits((uint16_t)w);
+      continue;
+    }
+    if (!affine && dt == MF_F64 && k == MF_SRC_F64) {
+      ((uint64_t *)dst)[i] = w;
+      continue;
+    }
     double v;
     int64_t iv = 0;
     switch (k) {
@@ -51,6 +79,12 @@ int mf_decode(void *dst, mf_dtype dt, const unsigned char *src, mf_src_kind k, s
     }
     if (is_int(k)) {
       v = (double)iv;
+      if (dt == MF_I32 && !affine) {
+        if (iv < INT32_MIN || iv > INT32_MAX)
+          return mf_fail("element %zu (%" PRId64 ") is out of the i32 range [-2147483648, 2147483647]", i + 1, iv);
+        ((int32_t *)dst)[i] = (int32_t)iv;
+        continue;
+      }
       if (dt == MF_I32) {
         double r = scale * v + shift;
         if (!(r >= -2147483648.0 && r <= 2147483647.0) || r != floor(r))
@@ -73,7 +107,7 @@ int mf_decode(void *dst, mf_dtype dt, const unsigned char *src, mf_src_kind k, s
     } else {
       memcpy(&v, &w, 8);
     }
-    v = scale * v + shift;
+    if (affine) v = scale * v + shift;
     /* a finite value beyond the f32 range would become inf unnoticed */
     if (dt == MF_F32 && isfinite(v) && !isfinite((float)v))
       return mf_fail("element %zu (%.17g) overflows f32 (load it as f64)", i + 1, v);

@@ -1,5 +1,6 @@
 /* Host conversion of file element types (npy, IDX, safetensors) into the
-   dtypes tensors hold: out[i] = scale * src[i] + shift. */
+   dtypes tensors hold: out[i] = scale * src[i] + shift (with scale 1 and
+   shift 0 every bit passes: -0.0, NaN payloads, denormals). */
 #ifndef MF_IO_DECODE_H
 #define MF_IO_DECODE_H
 

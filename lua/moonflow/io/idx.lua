@@ -10,7 +10,8 @@ local IDX = { [0x08] = { "u8", 1 }, [0x09] = { "i8", 1 }, [0x0B] = { "i16", 2 },
 
 -- load_idx(path[, opts]) -> tensor from an IDX file (MNIST's format), gzipped
 -- or not. Unsigned-byte arrays of 2 or more dims are images: f32 scaled to
--- [-1, 1] (v / 127.5 - 1); 1-D byte arrays are labels: i32. opts.dtype and
+-- [-1, 1] (v / 127.5 - 1); 1-D byte arrays are labels: i32; f32 and f64
+-- arrays keep their type, other integers load as i32. opts.dtype and
 -- opts.scale = false (raw values) override.
 -- gzip data is inflated in a stream: the header first, then exactly the
 -- bytes it announces, so memory stays bounded by the header's size; content
@@ -60,7 +61,7 @@ function IO.load_idx(path, opts)
   end
   r:close()
   local image = info[1] == "u8" and nd >= 2
-  local dtype = opts.dtype or ((info[1] == "f32" or info[1] == "f64" or image) and "f32" or "i32")
+  local dtype = opts.dtype or (info[1] == "f64" and "f64") or ((info[1] == "f32" or image) and "f32" or "i32")
   local scale, shift = 1, 0
   if image and opts.scale ~= false and dtype ~= "i32" then scale, shift = 1 / 127.5, -1 end
   local ok2, t = pcall(core.decode, data, 0, shape, info[1], true, dtype, scale, shift)
