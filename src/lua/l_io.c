@@ -1,5 +1,5 @@
 /* Binding of files and data: PNG (libpng), whole-file reads with gzip
-   (zlib), atomic writes, element decoding for npy/IDX/safetensors, and the
+   (zlib), zip archives (libzip), atomic writes, element decoding for npy/IDX/safetensors, and the
    launchers of cl/data.cl and cl/metrics.cl. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include "../io_decode.h"
 #include "../io_gzip.h"
 #include "../io_png.h"
+#include "../io_zip.h"
 #include "../ops_data.h"
 #include "lmf.h"
 
@@ -99,6 +100,97 @@ static int l_reader_close(lua_State *L) {
   mf_reader **r = luaL_checkudata(L, 1, LMF_READER);
   mf_reader_close(*r);
   *r = NULL;
+  return 0;
+}
+
+/* open_zip(path) -> archive with :entries() -> {{index, name, size}, ...}
+   (size as the directory states it), :open(index) -> member with
+   :read(n) (up to n bytes, fewer only at its end) and :close(), and
+   :close(). A member keeps its archive alive. */
+#define LMF_ZIP "moonflow.Zip"
+#define LMF_ZIP_MEMBER "moonflow.ZipMember"
+
+static mf_zip **zip_check(lua_State *L) {
+  mf_zip **z = luaL_checkudata(L, 1, LMF_ZIP);
+  if (!*z) luaL_error(L, "moonflow.zip: the archive is closed");
+  return z;
+}
+
+static int l_open_zip(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  mf_zip **z = lua_newuserdatauv(L, sizeof *z, 0);
+  *z = NULL;
+  luaL_setmetatable(L, LMF_ZIP);
+  if (mf_zip_open(z, path)) return lmf_fail(L, "open_zip");
+  return 1;
+}
+
+static int l_zip_entries(lua_State *L) {
+  mf_zip **z = zip_check(L);
+  int64_t n = mf_zip_count(*z);
+  lua_createtable(L, n > 0 && n < INT32_MAX ? (int)n : 0, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const char *name;
+    uint64_t size;
+    if (mf_zip_stat(*z, i, &name, &size)) return lmf_fail(L, "zip.entries");
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)i);
+    lua_setfield(L, -2, "index");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, size > (uint64_t)INT64_MAX ? INT64_MAX : (lua_Integer)size);
+    lua_setfield(L, -2, "size");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+static int l_zip_open_member(lua_State *L) {
+  mf_zip **z = zip_check(L);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  if (i < 0 || i >= mf_zip_count(*z))
+    return luaL_error(L, "moonflow.zip.open: no member %I", i);
+  mf_zip_member **m = lua_newuserdatauv(L, sizeof *m, 1);
+  *m = NULL;
+  luaL_setmetatable(L, LMF_ZIP_MEMBER);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  if (mf_zip_member_open(*z, (int64_t)i, m)) return lmf_fail(L, "zip.open");
+  return 1;
+}
+
+static int l_zip_close(lua_State *L) {
+  mf_zip **z = luaL_checkudata(L, 1, LMF_ZIP);
+  mf_zip_close(*z);
+  *z = NULL;
+  return 0;
+}
+
+static int l_member_read(lua_State *L) {
+  mf_zip_member **m = luaL_checkudata(L, 1, LMF_ZIP_MEMBER);
+  if (!*m) return luaL_error(L, "moonflow.zip.read: the member is closed");
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (n < 0) return luaL_error(L, "moonflow.zip.read: negative size %I", n);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  size_t left = (size_t)n;
+  while (left > 0) { /* in chunks: an overstated size costs no more than the real data */
+    size_t want = left < ((size_t)1 << 24) ? left : ((size_t)1 << 24);
+    char *p = luaL_prepbuffsize(&b, want);
+    size_t got;
+    if (mf_zip_member_read(*m, p, want, &got)) return lmf_fail(L, "zip.read");
+    luaL_addsize(&b, got);
+    left -= got;
+    if (got < want) break;
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int l_member_close(lua_State *L) {
+  mf_zip_member **m = luaL_checkudata(L, 1, LMF_ZIP_MEMBER);
+  mf_zip_member_close(*m);
+  *m = NULL;
   return 0;
 }
 
@@ -214,9 +306,24 @@ void lmf_open_io(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  static const luaL_Reg zip[] = {{"entries", l_zip_entries}, {"open", l_zip_open_member},
+                                 {"close", l_zip_close}, {"__gc", l_zip_close},
+                                 {"__close", l_zip_close}, {NULL, NULL}};
+  static const luaL_Reg member[] = {{"read", l_member_read}, {"close", l_member_close},
+                                    {"__gc", l_member_close}, {"__close", l_member_close},
+                                    {NULL, NULL}};
+  const luaL_Reg *mts[2] = {zip, member};
+  const char *mt_names[2] = {LMF_ZIP, LMF_ZIP_MEMBER};
+  for (int i = 0; i < 2; ++i) {
+    luaL_newmetatable(L, mt_names[i]);
+    luaL_setfuncs(L, mts[i], 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+  }
   static const luaL_Reg fns[] = {{"write_png", l_write_png}, {"read_png", l_read_png},
                                  {"read_file", l_read_file}, {"write_file", l_write_file},
-                                 {"open_reader", l_open_reader},
+                                 {"open_reader", l_open_reader}, {"open_zip", l_open_zip},
                                  {"decode", l_decode}, {"toy2d", l_toy2d},
                                  {"pair_dist", l_pair_dist}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
