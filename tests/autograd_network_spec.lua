@@ -124,7 +124,7 @@ describe("VelocityMLP in float64", function()
     local h = 1e-6
     local checked = 0
     for _, name in ipairs { "in_proj.weight", "t_embed.linear1.weight", "y_embed.weight", "dt_embed.linear2.bias",
-      "blocks.1.norm.weight", "blocks.2.linear.weight", "final_norm.bias", "out_proj.weight" } do
+      "blocks.0.norm.weight", "blocks.1.linear.weight", "final_norm.bias", "out_proj.weight" } do
       local p = net:state_dict()[name]
       local off = p:storage_offset()
       local gp = p.grad:tolist()

@@ -113,7 +113,7 @@ describe("nn layers", function()
     H.close(mlp(mf.tensor(x)):totable(), linear_ref(h, l2.weight:totable(), l2.bias:totable()), 1e-5, 1e-6)
     local names = {}
     for name in mlp:named_parameters() do names[#names + 1] = name end
-    assert.same({ "layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias" }, names)
+    assert.same({ "layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias" }, names)
     local s = nn.Sequential(nn.Linear(3, 2, { generator = g }), nn.Tanh())
     local y = s(mf.tensor(x)):totable()
     local lin = s[1]

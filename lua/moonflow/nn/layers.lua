@@ -109,42 +109,44 @@ end
 function Dropout:extra_repr() return ("p=%g"):format(self.p) end
 
 ----------------------------------------------------------------- Sequential
--- Children named 1, 2, ...; forward feeds each output to the next.
+-- Children named "0", "1", ... as PyTorch's (so state_dict names match a
+-- PyTorch copy); m[i] and m:at(i) are the i-th child, 1-based as Lua's
+-- lists. forward feeds each output to the next.
 local Sequential = Module:extend("Sequential")
 L.Sequential = Sequential
 function Sequential.new(...)
   local first = ...
   local list = (type(first) == "table" and not Module.is_module(first)) and first or { ... }
   local m = Module.create(Sequential)
-  for i, c in ipairs(list) do m:add_module(tostring(i), c) end
+  for i, c in ipairs(list) do m:add_module(tostring(i - 1), c) end
   return m
 end
 function Sequential:__len() return #self._children end
-function Sequential:at(i) return self[tostring(i)] end
-function Sequential:append(c) return self:add_module(tostring(#self._children + 1), c) end
+function Sequential:at(i) return self._children[i] and self[self._children[i]] end
+function Sequential:append(c) return self:add_module(tostring(#self._children), c) end
 function Sequential:forward(x, ...)
   for _, c in ipairs(self._children) do x = self[c](x, ...) end
   return x
 end
 Sequential.__len = Sequential.__len
 
--- A list of modules (no forward); m:at(i) or m[i]
+-- A list of modules (no forward), named "0", "1", ...; m:at(i) or m[i] is the i-th
 local ModuleList = Module:extend("ModuleList")
 L.ModuleList = ModuleList
 function ModuleList.new(list)
   local m = Module.create(ModuleList)
-  for i, c in ipairs(list or {}) do m:add_module(tostring(i), c) end
+  for i, c in ipairs(list or {}) do m:add_module(tostring(i - 1), c) end
   return m
 end
 ModuleList.at = Sequential.at
--- m[2] is the child named "2" (the class methods are also copied raw, so
--- code that inspects the metatable without indexing still finds them)
+-- m[2] is the second child, named "1" (the class methods are also copied
+-- raw, so code that inspects the metatable without indexing still finds them)
 local function int_index(cls)
   for k, v in pairs(Module) do
     if type(v) == "function" and rawget(cls, k) == nil and k:sub(1, 2) ~= "__" then cls[k] = v end
   end
   cls.__index = function(t, k)
-    if type(k) == "number" then return rawget(t, tostring(k)) end
+    if type(k) == "number" then return t.at(t, k) end
     return cls[k]
   end
 end

@@ -2,7 +2,10 @@
 -- following the network protocol net(x, t, cond) -> out, features.
 --   c   = t_embed(t) [+ y_embed(y)] [+ dt_embed(dt)]        {B, H}
 --   h_0 = in_proj(x) + c
---   h_k = h_{k-1} + blocks.k.linear(silu(blocks.k.norm(h_{k-1}) + c))   k = 1..depth
+--   h_k = h_{k-1} + blocks[k].linear(silu(blocks[k].norm(h_{k-1}) + c))   k = 1..depth
+-- (blocks[k] is the child named k - 1: parameter names are PyTorch's,
+-- blocks.0.linear.weight, ..., so a PyTorch copy of this network loads
+-- moonflow's state dict with load_state_dict(strict=True))
 --   out = out_proj(silu(final_norm(h_depth)))
 -- features[k] = h_k. Labels y are i32 {B}, 0-based; y = num_classes is the
 -- null label (classifier-free guidance), and a missing y means null.
@@ -112,7 +115,7 @@ function VelocityMLP:forward(x, t, cond)
   local h = self.in_proj(x2, nil, c)
   local features = {}
   for k = 1, self.depth do
-    h = self.blocks[tostring(k)](h, c)
+    h = self.blocks[k](h, c)
     features[k] = h
   end
   local out = self.out_proj(self.final_norm(h, nil, "silu"))
