@@ -101,7 +101,11 @@ describe("io.load: a failed load changes nothing", function()
     { "ema updates negative", tree_edit("ema", function(t) t.__state__.num_updates = -1 end),
       'entry "ema"', "num_updates" },
     { "ema decay string", tree_edit("ema", function(t) t.__state__.decay = "x" end), 'entry "ema"', "decay" },
-    { "ema shadow short", function(tensors) tensors["ema.shadow"] = mf.zeros({ 2 }) end, 'entry "ema"', "shadow" },
+    { "ema weight short", function(tensors) tensors["ema.in_proj.weight"] = mf.zeros({ 2 }) end, 'entry "ema"',
+      "ema.in_proj.weight has shape {2}" },
+    { "ema weight i32", function(tensors)
+        tensors["ema.out_proj.bias"] = mf.zeros(tensors0["ema.out_proj.bias"]:shape(), { dtype = "i32" })
+      end, 'entry "ema"', "out_proj.bias", "i32" },
     { "model tensor i32", function(tensors)
         for k, v in pairs(tensors) do
           if k:match("^model%.") then tensors[k] = mf.zeros(v:shape(), { dtype = "i32" }) break end

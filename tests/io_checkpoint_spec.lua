@@ -64,9 +64,9 @@ describe("io.save / io.load checkpoints", function()
     local ck = mf.io.load(path)
     assert.are.equal(3, ck.step)
     assert.is_true(mf.is_tensor(ck.optim.exp_avg))
-    assert.is_true(mf.is_tensor(ck.ema.shadow))
+    assert.is_true(mf.is_tensor(ck.ema["in_proj.weight"]))
     local tensors, meta = mf.io.load_safetensors(path)
-    assert.are.equal("moonflow.checkpoint/1", meta["moonflow.format"])
+    assert.are.equal("moonflow.checkpoint/2", meta["moonflow.format"])
     assert.are.equal("3", meta.step)
     assert.is_not_nil(meta.rngs:find('"data"', 1, true))
     local n = 0
@@ -77,7 +77,7 @@ describe("io.save / io.load checkpoints", function()
     end
     local params = 0
     for _ in pairs(setup(1).net:state_dict()) do params = params + 1 end
-    assert.are.equal(params + 3, n) -- each parameter, the EMA shadow, the two Adam moments
+    assert.are.equal(2 * params + 2, n) -- each parameter twice (model, EMA), the two Adam moments
   end)
 
   it("checks every target before changing any: a mismatch leaves all of them as they were", function()
@@ -86,7 +86,8 @@ describe("io.save / io.load checkpoints", function()
     local before = { net = flat(s.net), opt = s.opt.m:tolist(), rng = s.rngs.data:get_state() }
     local err = H.errors(function()
       mf.io.load(path, { model = s.net, optim = s.opt, rngs = s.rngs, ema = wrong.ema })
-    end, "moonflow.io.load", path, 'entry "ema" does not match its target', "ema.shadow has shape")
+    end, "moonflow.io.load", path, 'entry "ema" does not match its target',
+      "ema.in_proj.weight has shape {16, 2} in the file but {24, 2} in the target")
     assert.is_nil(err:find("model", 1, true))
     assert.are.same(before.net, flat(s.net))
     assert.are.same(before.opt, s.opt.m:tolist())

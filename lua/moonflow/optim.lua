@@ -318,18 +318,42 @@ function EMA:copy_to(net)
   A.no_grad(function() core.copy_(dst, core.to(self.shadow, core.dtype(dst))) end)
 end
 
+-- {<parameter name> = tensor, ..., num_updates = n, decay = d}: the
+-- averaged weights under the model's own names and shapes (views of the
+-- shadow), so a checkpoint's ema.<name> tensors load into a copy of the
+-- network as they are.
+local EMA_FIELDS = { num_updates = true, decay = true }
 function EMA:state_dict()
-  return { shadow = self.shadow, num_updates = self.num_updates, decay = self.decay }
+  local sd = self.network:state_dict()
+  for k in pairs(EMA_FIELDS) do
+    if sd[k] ~= nil then error(("moonflow.optim.EMA.state_dict: a parameter is named %q"):format(k), 2) end
+  end
+  sd.num_updates, sd.decay = self.num_updates, self.decay
+  return sd
 end
 
--- the saved decay is checked, not applied (the EMA's own stays)
+-- the saved decay is checked, not applied (the EMA's own stays). The
+-- weights come named as state_dict gives them; a flat {shadow = tensor}
+-- (checkpoints of moonflow.checkpoint/1) is read too.
 function EMA:_prepare_load(sd)
   local fn = "EMA"
   state_table(sd, fn)
-  check_keys(sd, { shadow = true, num_updates = true, decay = true }, fn)
   local n = count_field(sd, "num_updates", fn)
   if sd.decay ~= nil then check_number(sd.decay, "decay", fn, 0, 1) end
-  local copy = copy_state(self.shadow, sd.shadow, "shadow", fn)
+  local weights, copy = {}, nil
+  for k, v in pairs(sd) do
+    if not EMA_FIELDS[k] and k ~= "shadow" then weights[k] = v end
+  end
+  if sd.shadow ~= nil then
+    if next(weights) ~= nil then
+      load_fail(fn, "both a flat shadow and named weights (%s, ...)", tostring(next(weights)))
+    end
+    copy = copy_state(self.shadow, sd.shadow, "shadow", fn)
+  else
+    local ok, apply = pcall(self.network._prepare_load, self.network, weights)
+    if not ok then load_fail(fn, "%s", tostring(apply):gsub("^moonflow%.nn%.load_state_dict: ", "")) end
+    copy = apply -- the network's parameters view the shadow
+  end
   return function()
     copy()
     self.num_updates = n

@@ -13,8 +13,27 @@ local shape_str = U.shape_str
 -- a metadata string holding its JSON: objects with state_dict() store
 -- {"__state__": tree}, generators and Rngs {"__rng__": state}, other values
 -- themselves; tensors inside any of them are stored as tensors named by their
--- dotted path and referenced as {"__tensor__": name}.
-local FORMAT = "moonflow.checkpoint/1"
+-- dotted path and referenced as {"__tensor__": name}. So a module's
+-- parameters are the tensors model.<name> (PyTorch's names: blocks.0.linear.weight),
+-- an EMA's averaged weights ema.<name> with the same names and shapes, an
+-- optimizer's flat state optim.exp_avg, ...
+local FORMAT = "moonflow.checkpoint/2"
+-- Format 1 (moonflow before 0-based names) is still read: its Sequential and
+-- ModuleList indices counted from 1, and its EMA held one flat shadow.
+local LEGACY = "moonflow.checkpoint/1"
+
+-- a format-1 state dict key with its all-digit segments counted from 0
+-- ("blocks.1.linear.weight" -> "blocks.0.linear.weight"); moonflow named
+-- only Sequential and ModuleList children with digits
+local function renumber(key)
+  if type(key) ~= "string" then return key end
+  local parts = {}
+  for seg in (key .. "."):gmatch("([^.]*)%.") do
+    local n = seg:match("^%d+$") and math.tointeger(tonumber(seg))
+    parts[#parts + 1] = n and n >= 1 and tostring(n - 1) or seg
+  end
+  return table.concat(parts, ".")
+end
 
 -- v has a method of that name; looked up without indexing v itself, since
 -- Rngs makes a new generator for any name it is indexed with
@@ -138,9 +157,11 @@ end
 function IO.load(path, targets)
   local tensors, meta = ST.load_safetensors(path)
   local function bad(fmt, ...) error(("moonflow.io.load: %s: " .. fmt):format(path, ...), 0) end
-  if meta["moonflow.format"] ~= FORMAT then
-    bad("not a moonflow checkpoint (metadata moonflow.format is %s)", tostring(meta["moonflow.format"]))
+  local format = meta["moonflow.format"]
+  if format ~= FORMAT and format ~= LEGACY then
+    bad("not a moonflow checkpoint (metadata moonflow.format is %s)", tostring(format))
   end
+  local legacy = format == LEGACY
   local ck, kinds, used = {}, {}, {}
   for key, js in pairs(meta) do
     if key ~= "moonflow.format" then
@@ -150,6 +171,15 @@ function IO.load(path, targets)
       if not ok2 then bad("%s", v) end
       if type(v) == "table" and v.__state__ ~= nil then
         ck[key], kinds[key] = v.__state__, "state"
+        if legacy and type(v.__state__) == "table" then
+          local renamed = {}
+          for k, x in pairs(v.__state__) do
+            local nk = renumber(k)
+            if renamed[nk] ~= nil then bad("entry %q: two keys become %q", key, nk) end
+            renamed[nk] = x
+          end
+          ck[key] = renamed
+        end
       elseif type(v) == "table" and v.__rng__ ~= nil then
         ck[key], kinds[key] = v.__rng__, "rng"
       else
@@ -179,7 +209,9 @@ function IO.load(path, targets)
     local method, prepare
     if has(obj, "load_state_dict") then
       if kinds[key] ~= "state" then bad("entry %q is not a state dict", key) end
-      if has(obj, "state_dict") then
+      -- (a format-1 entry is left to the target's own check: its EMA is a
+      -- flat shadow where the target now names its weights)
+      if has(obj, "state_dict") and not (legacy and has(obj, "_prepare_load")) then
         local problems = {}
         compare(obj:state_dict(), ck[key], key, problems)
         if #problems > 0 then
