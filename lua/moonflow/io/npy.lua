@@ -168,7 +168,10 @@ function read_npy(src, path, opts, fn)
     bad("%d data bytes for shape %s of %s, expected %d", have, shape_str(shape), descr, numel * size)
   end
   local data = src:read(numel * size)
-  if #data ~= numel * size or #src:read(1) > 0 then bad("the content changed while it was read") end
+  if #data ~= numel * size then
+    bad("%d data bytes where the header announces %d (truncated, or changed while read)", #data, numel * size)
+  end
+  if #src:read(1) > 0 then bad("the content runs past the %d data bytes its header announces", numel * size) end
   local dtype = opts and opts.dtype or NATURAL[kind] or "i32"
   -- Fortran order: the elements are the C-order elements of the reversed
   -- shape; decoded so, then the dims reversed and made contiguous
