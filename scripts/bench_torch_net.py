@@ -17,7 +17,7 @@ def velocity_mlp(torch):
             super().__init__()
             half = freq_dim // 2
             f = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half) * scale
-            self.register_buffer("freqs", f[None, :])
+            self.register_buffer("freqs", f[None, :], persistent=False)  # not a weight: checkpoints load strictly
             self.linear1 = nn.Linear(freq_dim, hidden)
             self.linear2 = nn.Linear(hidden, hidden)
 
