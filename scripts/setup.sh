@@ -27,5 +27,5 @@ build="${MOONFLOW_BUILD:-$root/build}"
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-cmake --build "$build" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^(Consolidate|Scanning|Built target)|^-- (GLOB mismatch|Configuring done|Generating done|Build files have been written)' || true
+cmake --build "$build" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^(Consolidate|Scanning|Built target)|^-- ' || true
 test -f "$build/lua/moonflow/core.so" || { echo "moonflow setup: build failed" >&2; exit 1; }
