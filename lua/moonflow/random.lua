@@ -13,6 +13,7 @@ local R = {}
 local Generator = {}
 Generator.__index = Generator
 Generator.__name = "moonflow.Generator"
+Generator.__tostring = function(g) return ("Generator(seed=%d, offset=%d)"):format(g.seed, g.offset) end
 
 local function check_seed(seed, fn)
   if math.type(seed) ~= "integer" then
@@ -139,6 +140,13 @@ end
 -- named independent streams: rngs.params, rngs.time, rngs.noise, ...
 local Rngs = {}
 Rngs.__name = "moonflow.Rngs"
+-- Rngs(seed=0, streams: noise, params)
+Rngs.__tostring = function(self)
+  local names = {}
+  for k in pairs(self) do if k ~= "_seed" then names[#names + 1] = k end end
+  table.sort(names)
+  return ("Rngs(seed=%d%s)"):format(rawget(self, "_seed"), #names > 0 and ", streams: " .. table.concat(names, ", ") or "")
+end
 Rngs.__index = function(self, name)
   if type(name) ~= "string" then return nil end
   local m = rawget(Rngs, name)

@@ -122,6 +122,33 @@ M.permute = function(t, ...)
   if type(p) ~= "table" then p = { ... } end
   return O.permute(t, p)
 end
+-- t:select(dim, i): the slice at index i of dim (1-based; negative counts
+-- from the end), that dim removed. A view of t's storage; when autograd
+-- records t it is a narrow and a reshape (differentiable, and a copy).
+function M.select(t, dim, i)
+  if t._node == nil and not t._leaf or not A.grad_enabled() then return core.select(t, dim, i) end
+  local s = core.shape(t)
+  local d = math.tointeger(dim)
+  d = d and d < 0 and d + #s + 1 or d
+  local v = core.select(t, dim, i) -- checks dim and i, names them in errors
+  local z = i < 0 and i + s[d] + 1 or i
+  return O.reshape(O.narrow(t, d, z, 1), core.shape(v))
+end
+-- t[i] and t[{i, j, ...}] (Torch7): select along dims 1, 2, ...; a result
+-- with no dims left is a Lua number, so a 1-D t[i] is a number and a 2-D
+-- t[i] a row view
+mt.__getitem = function(t, key)
+  local v = t
+  if type(key) == "number" then v = M.select(t, 1, key)
+  else
+    if #key > core.dim(t) then
+      error(("moonflow.index: %d indices for a tensor with %d dims"):format(#key, core.dim(t)), 3)
+    end
+    for _, i in ipairs(key) do v = M.select(v, 1, i) end
+  end
+  if core.dim(v) == 0 then return core.item(v) end
+  return v
+end
 M.transpose = O.transpose
 M.t = function(t) return O.transpose(t, 1, 2) end
 M.narrow = O.narrow
