@@ -45,6 +45,9 @@ local function stop()
   sh("tmux kill-session -t " .. session)
 end
 
+-- the screen with lines that tmux wrapped joined back (what was printed)
+local function joined() return sh(("tmux capture-pane -p -J -t %s"):format(session)) end
+
 describe("moonflow repl", function()
   setup(function() os.remove(hist) end)
   teardown(function() sh("tmux kill-session -t " .. session); os.remove(hist) end)
@@ -70,6 +73,37 @@ describe("moonflow repl", function()
     send("x = mf.tensor{10, 20, 30}", "Enter")
     send("Up", "Up", "Up", "Enter")
     wait_for("160")
+    stop()
+  end)
+
+  it("completes names with Tab, answers help() and wraps wide tensors at the terminal's width", function()
+    start()
+    -- one candidate: the word becomes it; the generator prints its state
+    send("mf.manual_s", "Tab")
+    send("(3)", "Enter")
+    send("mf.default_gen", "Tab")
+    send("()", "Enter")
+    wait_for("Generator(seed=3, offset=0)")
+    -- a method of a tensor after ':'
+    send("x = mf.arange(1, 4)", "Enter")
+    send("x:sq", "Tab", "Tab")
+    wait_for("x:square")
+    send("C-u")
+    send("help(mf.randn)", "Enter")
+    wait_for("Standard normal (Box-Muller on Philox)")
+    send("mf.arange(100)", "Enter")
+    wait_for("shape={100}")
+    -- 150 columns: rows are broken by the printer (every line fits), and the
+    -- continuation lines start under the first entry
+    local lines = {}
+    for l in joined():gmatch("[^\n]+") do lines[#lines + 1] = l end
+    local first
+    for i, l in ipairs(lines) do
+      assert.is_true(#l <= 150, ("line %d has %d columns: %s"):format(i, #l, l))
+      if l:find("tensor([ 0.,  1.,", 1, true) then first = i end
+    end
+    assert.truthy(first, "no tensor printed")
+    assert.truthy(lines[first + 1]:match("^        %d%d%., "), lines[first + 1])
     stop()
   end)
 end)

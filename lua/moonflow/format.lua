@@ -1,5 +1,7 @@
 -- Printing tensors the way numpy does: aligned columns, nested brackets,
--- and "..." past 1000 elements (three entries kept at each end of a dim).
+-- "..." past 1000 elements (three entries kept at each end of a dim), and
+-- rows wrapped at the terminal's width (COLUMNS, else the terminal on
+-- stdout, else 80 columns).
 local core = require "moonflow.core"
 
 local F = {}
@@ -43,6 +45,30 @@ local function number_format(vals, dtype)
   end
 end
 
+function F.width()
+  local w = math.tointeger(tonumber(os.getenv("COLUMNS") or ""))
+  if w and w > 0 then return w end
+  return core.terminal_width and core.terminal_width() or 80
+end
+
+-- a row's entries "[a, b, ...]" starting at column col, wrapped before width
+local function wrap_row(parts, col, width, indent)
+  local lines, line, used = {}, "[", col + 1
+  for k, p in ipairs(parts) do
+    local piece = p .. (k < #parts and "," or "]")
+    if k > 1 and used + 1 + #piece > width then
+      lines[#lines + 1] = line
+      line, used = indent .. " " .. piece, #indent + 1 + #piece
+    else
+      line = line .. (k > 1 and " " or "") .. piece
+      used = used + (k > 1 and 1 or 0) + #piece
+    end
+  end
+  if #parts == 0 then line = "[]" end
+  lines[#lines + 1] = line
+  return table.concat(lines, "\n")
+end
+
 function F.tensor(t)
   local shape, dtype = core.shape(t), core.dtype(t)
   local n = core.numel(t)
@@ -64,6 +90,7 @@ function F.tensor(t)
   local fmt = number_format(shown, dtype)
   local width = 0
   for _, v in ipairs(shown) do width = math.max(width, #fmt(v)) end
+  local linewidth = F.width()
   local function render(d, off, indent)
     local parts = {}
     for _, i in ipairs(sel[d]) do
@@ -75,7 +102,8 @@ function F.tensor(t)
         parts[#parts + 1] = render(d + 1, off + (i - 1) * strides[d], indent .. " ")
       end
     end
-    local sep = d == #shape and ", " or (",\n" .. ("\n"):rep(#shape - d - 1) .. indent .. " ")
+    if d == #shape then return wrap_row(parts, #indent, linewidth, indent) end
+    local sep = ",\n" .. ("\n"):rep(#shape - d - 1) .. indent .. " "
     return "[" .. table.concat(parts, sep) .. "]"
   end
   return "tensor(" .. render(1, 0, "       ") .. suffix

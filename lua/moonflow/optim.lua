@@ -80,6 +80,16 @@ end
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
+-- AdamW(lr=0.001, step=10, beta1=0.9, ...): the class, the next step's lr
+-- and the hyper-parameters
+function Optimizer.describe(self, keys)
+  local parts = { ("lr=%.6g"):format(self.schedule(self.step_count + 1)), ("step=%d"):format(self.step_count) }
+  for _, k in ipairs(keys) do
+    if self[k] ~= nil then parts[#parts + 1] = ("%s=%s"):format(k, tostring(self[k])) end
+  end
+  return ("%s(%s)"):format(self.name, table.concat(parts, ", "))
+end
+
 function Optimizer:zero_grad()
   if self.module then self.module:zero_grad() else core.fill_(self.grads, 0) end
 end
@@ -158,6 +168,7 @@ end
 local AdamW = setmetatable({}, { __index = Optimizer })
 AdamW.__index = AdamW
 AdamW.name = "AdamW"
+AdamW.__tostring = function(self) return self:describe { "beta1", "beta2", "eps", "weight_decay", "max_grad_norm" } end
 
 function M.AdamW(target, opts)
   opts = opts or {}
@@ -224,6 +235,9 @@ end
 -- SGD(net, {lr, momentum = 0, dampening = 0, weight_decay = 0, nesterov = false, max_grad_norm})
 local SGD = setmetatable({}, { __index = Optimizer })
 SGD.__index = SGD
+SGD.__tostring = function(self)
+  return self:describe { "momentum", "dampening", "weight_decay", "nesterov", "max_grad_norm" }
+end
 SGD.name = "SGD"
 
 function M.SGD(target, opts)
@@ -280,6 +294,9 @@ end
 -- ema.network has net's structure with its parameters viewing the shadow.
 local EMA = {}
 EMA.__index = EMA
+EMA.__tostring = function(self)
+  return ("EMA(decay=%s, warmup=%s, updates=%d)"):format(self.decay, tostring(self.warmup), self.num_updates)
+end
 
 function M.EMA(net, opts)
   opts = opts or {}

@@ -13,6 +13,7 @@ local R = {}
 local Generator = {}
 Generator.__index = Generator
 Generator.__name = "moonflow.Generator"
+Generator.__tostring = function(g) return ("Generator(seed=%d, offset=%d)"):format(g.seed, g.offset) end
 
 local function check_seed(seed, fn)
   if math.type(seed) ~= "integer" then
@@ -33,21 +34,36 @@ local function draw(g, kind, shape, a, b, dtype)
 end
 
 local function opt(o, k, i, default)
-  if o == nil then return default end
+  if o == nil or type(o) == "string" then return default end
   local v = o[k]
   if v == nil then v = o[i] end
   if v == nil then return default end
   return v
 end
 
--- uniform in [low, high)
-function Generator:uniform(shape, o)
-  return draw(self, "uniform", shape, opt(o, "low", 1, 0), opt(o, "high", 2, 1), o and o.dtype)
+-- the float dtype of opts: "f64" or {dtype = "f64"} (nil: f32)
+local function float_dtype(o, fn)
+  local dt = o
+  if type(o) == "table" then dt = o.dtype
+  elseif o ~= nil and type(o) ~= "string" then
+    error(("moonflow.%s: options must be a dtype string or a table, got %s"):format(fn, tostring(o)), 3)
+  end
+  if dt ~= nil and dt ~= "f32" and dt ~= "f64" then
+    error(("moonflow.%s: random floats are f32 or f64, got dtype %s"):format(fn, tostring(dt)), 3)
+  end
+  return dt
 end
 
--- N(mean, std^2) by Box-Muller
-function Generator:normal(shape, o)
-  return draw(self, "normal", shape, opt(o, "mean", 1, 0), opt(o, "std", 2, 1), o and o.dtype)
+-- uniform in [low, high); o: {low, high, dtype = ...} or a dtype string
+function Generator:uniform(shape, o, fn)
+  local dt = float_dtype(o, fn or "uniform")
+  return draw(self, "uniform", shape, opt(o, "low", 1, 0), opt(o, "high", 2, 1), dt)
+end
+
+-- N(mean, std^2) by Box-Muller; o: {mean, std, dtype = ...} or a dtype string
+function Generator:normal(shape, o, fn)
+  local dt = float_dtype(o, fn or "normal")
+  return draw(self, "normal", shape, opt(o, "mean", 1, 0), opt(o, "std", 2, 1), dt)
 end
 
 -- integers in [low, high), i32
@@ -124,6 +140,13 @@ end
 -- named independent streams: rngs.params, rngs.time, rngs.noise, ...
 local Rngs = {}
 Rngs.__name = "moonflow.Rngs"
+-- Rngs(seed=0, streams: noise, params)
+Rngs.__tostring = function(self)
+  local names = {}
+  for k in pairs(self) do if k ~= "_seed" then names[#names + 1] = k end end
+  table.sort(names)
+  return ("Rngs(seed=%d%s)"):format(rawget(self, "_seed"), #names > 0 and ", streams: " .. table.concat(names, ", ") or "")
+end
 Rngs.__index = function(self, name)
   if type(name) ~= "string" then return nil end
   local m = rawget(Rngs, name)
@@ -181,8 +204,8 @@ end
 
 R.default = R.Generator(0)
 function R.manual_seed(seed) R.default:manual_seed(seed) end
-function R.rand(shape, o) return R.default:uniform(shape, o) end
-function R.randn(shape, o) return R.default:normal(shape, o) end
+function R.rand(shape, o) return R.default:uniform(shape, o, "rand") end
+function R.randn(shape, o) return R.default:normal(shape, o, "randn") end
 function R.randint(shape, low, high) return R.default:randint(shape, low, high) end
 
 return R

@@ -10,14 +10,18 @@ local M = core.methods -- methods every tensor has
 local mt = core.metatable
 local is_tensor = A.is_tensor
 
-local function opts_dtype(opts)
+-- opts is a dtype string ("f64") or a table {dtype = "f64"}; nil is f32
+local function opts_dtype(opts, fn)
   if type(opts) == "string" then return opts end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("moonflow.%s: options must be a dtype string or a table, got %s"):format(fn, tostring(opts)), 3)
+  end
   return opts and opts.dtype or "f32"
 end
 
 ---------------------------------------------------------------- creation
 function T.tensor(data, opts)
-  local dt = opts_dtype(opts)
+  local dt = opts_dtype(opts, "tensor")
   if is_tensor(data) then -- a copy, in its own dtype unless one is asked for
     if opts == nil or type(opts) == "table" and opts.dtype == nil then dt = core.dtype(data) end
     return O.to(O.clone(data), dt)
@@ -28,10 +32,10 @@ function T.tensor(data, opts)
   return core.tensor(data, dt)
 end
 -- the last argument of core.full / core.empty names the function in errors
-function T.zeros(shape, opts) return core.full(shape, 0, opts_dtype(opts), "zeros") end
-function T.ones(shape, opts) return core.full(shape, 1, opts_dtype(opts), "ones") end
-function T.full(shape, value, opts) return core.full(shape, value, opts_dtype(opts), "full") end
-function T.empty(shape, opts) return core.empty(shape, opts_dtype(opts), "empty") end
+function T.zeros(shape, opts) return core.full(shape, 0, opts_dtype(opts, "zeros"), "zeros") end
+function T.ones(shape, opts) return core.full(shape, 1, opts_dtype(opts, "ones"), "ones") end
+function T.full(shape, value, opts) return core.full(shape, value, opts_dtype(opts, "full"), "full") end
+function T.empty(shape, opts) return core.empty(shape, opts_dtype(opts, "empty"), "empty") end
 function T.zeros_like(t) return core.full(t:shape(), 0, core.dtype(t)) end
 function T.ones_like(t) return core.full(t:shape(), 1, core.dtype(t)) end
 function T.full_like(t, v) return core.full(t:shape(), v, core.dtype(t)) end
@@ -44,14 +48,14 @@ function T.arange(a, b, c, d)
   else start, stop, step, opts = a, b, c, d end
   if step == 0 then error("moonflow.arange: step is 0", 2) end
   local n = math.max(0, math.ceil((stop - start) / step))
-  return core.arange(n, start, step, opts_dtype(opts))
+  return core.arange(n, start, step, opts_dtype(opts, "arange"))
 end
 
 -- n points from a to b inclusive
 function T.linspace(a, b, n, opts)
   if math.type(n) ~= "integer" or n < 1 then error(("moonflow.linspace: n must be a positive integer, got %s"):format(n), 2) end
   local step = n > 1 and (b - a) / (n - 1) or 0
-  return core.arange(n, a, step, opts_dtype(opts))
+  return core.arange(n, a, step, opts_dtype(opts, "linspace"))
 end
 
 T.from_bytes = core.from_bytes
@@ -117,6 +121,33 @@ M.permute = function(t, ...)
   local p = ...
   if type(p) ~= "table" then p = { ... } end
   return O.permute(t, p)
+end
+-- t:select(dim, i): the slice at index i of dim (1-based; negative counts
+-- from the end), that dim removed. A view of t's storage; when autograd
+-- records t it is a narrow and a reshape (differentiable, and a copy).
+function M.select(t, dim, i)
+  if t._node == nil and not t._leaf or not A.grad_enabled() then return core.select(t, dim, i) end
+  local s = core.shape(t)
+  local d = math.tointeger(dim)
+  d = d and d < 0 and d + #s + 1 or d
+  local v = core.select(t, dim, i) -- checks dim and i, names them in errors
+  local z = i < 0 and i + s[d] + 1 or i
+  return O.reshape(O.narrow(t, d, z, 1), core.shape(v))
+end
+-- t[i] and t[{i, j, ...}] (Torch7): select along dims 1, 2, ...; a result
+-- with no dims left is a Lua number, so a 1-D t[i] is a number and a 2-D
+-- t[i] a row view
+mt.__getitem = function(t, key)
+  local v = t
+  if type(key) == "number" then v = M.select(t, 1, key)
+  else
+    if #key > core.dim(t) then
+      error(("moonflow.index: %d indices for a tensor with %d dims"):format(#key, core.dim(t)), 3)
+    end
+    for _, i in ipairs(key) do v = M.select(v, 1, i) end
+  end
+  if core.dim(v) == 0 then return core.item(v) end
+  return v
 end
 M.transpose = O.transpose
 M.t = function(t) return O.transpose(t, 1, 2) end

@@ -107,10 +107,49 @@ static int t_gc(lua_State *L) {
   return 0;
 }
 
-/* __index: methods first, then the tensor's own fields (grad, ...). */
+/* select(t, dim, i): the view of t at index i (1-based, negative from the
+   end) of dim, that dim removed; a 1-D tensor gives a 0-d view. */
+static int l_select(lua_State *L) {
+  mf_tensor *t = lmf_check(L, 1, "select");
+  if (t->ndim == 0) return luaL_error(L, "moonflow.select: a 0-d tensor has no dim to select from");
+  int d = lmf_dim(L, 2, t->ndim, "select");
+  int ok;
+  lua_Integer i = lua_tointegerx(L, 3, &ok);
+  if (!ok) return luaL_error(L, "moonflow.select: the index must be an integer, got %s", luaL_tolstring(L, 3, NULL));
+  lua_Integer n = t->shape[d];
+  lua_Integer z = i < 0 ? i + n : i - 1;
+  if (z < 0 || z >= n)
+    return luaL_error(L, "moonflow.select: index %I out of range for dim %d of size %I", i, d + 1, n);
+  mf_tensor v;
+  mf_view_of(&v, t);
+  v.offset += z * v.strides[d];
+  for (int k = d; k + 1 < v.ndim; ++k) {
+    v.shape[k] = v.shape[k + 1];
+    v.strides[k] = v.strides[k + 1];
+  }
+  v.ndim -= 1;
+  lmf_push(L, &v);
+  return 1;
+}
+
+/* __index: methods first (string keys: one raw lookup), then the tensor's
+   own fields (grad, ...); numbers and tables go to the metatable's
+   __getitem (t[i], t[{i, j}]: tensor.lua). */
 static int t_index(lua_State *L) {
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  int kt = lua_type(L, 2);
+  if (kt == LUA_TNUMBER || kt == LUA_TTABLE) {
+    lua_getmetatable(L, 1);
+    if (lua_getfield(L, -1, "__getitem") == LUA_TFUNCTION) {
+      lua_pushvalue(L, 1);
+      lua_pushvalue(L, 2);
+      lua_call(L, 2, 1);
+      return 1;
+    }
+    lua_pushnil(L);
+    return 1;
+  }
   if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
     lua_pushnil(L);
     return 1;
@@ -177,5 +216,7 @@ int luaopen_moonflow_core(lua_State *L) {
   lmf_open_sampler(L);
   lmf_open_repl(L);
   lmf_open_fs(L);
+  lua_pushcfunction(L, l_select);
+  lua_setfield(L, -2, "select");
   return 1;
 }

@@ -35,12 +35,18 @@ function B.extend(parent, name, keys, default_dist)
   local cls = setmetatable({}, { __index = parent, __call = function(c, o) return c.new(c, o) end })
   cls.__index = cls
   cls.__name = "moonflow.samplers." .. name
+  cls.__tostring = parent.__tostring -- metamethods are not inherited through __index
   cls.name = name
   cls.keys = setmetatable(keys or {}, { __index = parent.keys })
   cls.default_dist = default_dist or parent.default_dist
   return cls
 end
 B.keys = base_keys
+-- Euler(num_sampling_steps=50, sampling_time_dist=uniform)
+function B.__tostring(self)
+  return ("%s(num_sampling_steps=%d, sampling_time_dist=%s)"):format(self.name or "Sampler",
+    self.num_sampling_steps, tostring(self.sampling_time_dist))
+end
 B.default_dist = "uniform"
 
 function B.new(cls, o)
