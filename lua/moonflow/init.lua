@@ -23,7 +23,7 @@ local lazy = {
   autograd = "moonflow.autograd", nn = "moonflow.nn", optim = "moonflow.optim",
   interfaces = "moonflow.interfaces", rf = "moonflow.rf", samplers = "moonflow.samplers",
   oracle = "moonflow.oracle", data = "moonflow.data", io = "moonflow.io", plot = "moonflow.plot",
-  progress = "moonflow.progress", cli = "moonflow.cli", diffusion = "moonflow.diffusion",
+  progress = "moonflow.app.progress", cli = "moonflow.app.cli", diffusion = "moonflow.diffusion",
   metrics = "moonflow.metrics",
 }
 

@@ -24,7 +24,7 @@ return {
   summary = "train CONFIG.lua [key=value ...]: train, checkpoint, sample, draw",
   usage = usage,
   run = function(args)
-    local Config = require "moonflow.config"
+    local Config = require "moonflow.app.config"
     local path = args[1]
     if not path or path:match("=") then error("train: which config?\n\n" .. usage, 0) end
     local cfg = Config.load(path)
@@ -37,7 +37,7 @@ return {
     if cfg.out == nil then
       cfg.out = "runs/" .. (path:match("([^/]+)%.lua$") or "run")
     end
-    local Train = require "moonflow.train"
+    local Train = require "moonflow.app.train"
     local mf = require "moonflow"
     print(("moonflow train %s on %s -> %s"):format(path, mf.device().name, cfg.out))
     local r = Train.run(cfg, { resume = resume })

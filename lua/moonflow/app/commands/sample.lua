@@ -35,7 +35,7 @@ return {
   usage = usage,
   run = function(args)
     local o = parse(args)
-    local Sample = require "moonflow.sample"
+    local Sample = require "moonflow.app.sample"
     local r = Sample.run(o)
     print(("%s, %d samples: energy distance %.5f (floor %.5f, ratio %.2f)"):format(
       r.name, r.n, r.energy, r.floor, r.energy / r.floor))

@@ -1,8 +1,8 @@
 -- `moonflow sample CHECKPOINT`: rebuild the model a training run describes,
 -- load its weights, sample, measure and draw.
 local mf = require "moonflow"
-local Config = require "moonflow.config"
-local Train = require "moonflow.train"
+local Config = require "moonflow.app.config"
+local Train = require "moonflow.app.train"
 
 local S = {}
 

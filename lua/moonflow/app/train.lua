@@ -2,8 +2,8 @@
 -- config table, train with progress and checkpoints, then sample, measure
 -- and draw. `scripts/moonflow train CONFIG.lua [key=value ...]` calls run().
 local mf = require "moonflow"
-local Config = require "moonflow.config"
-local Progress = require "moonflow.progress"
+local Config = require "moonflow.app.config"
+local Progress = require "moonflow.app.progress"
 
 local Train = {}
 

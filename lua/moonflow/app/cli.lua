@@ -1,11 +1,11 @@
--- `scripts/moonflow COMMAND ...`: each command lives in moonflow.commands.<name>
+-- `scripts/moonflow COMMAND ...`: each command lives in moonflow.app.commands.<name>
 -- and exports {summary = "...", usage = "...", run = function(args) ... end}.
 local CLI = {}
 
 CLI.commands = { "run", "repl", "devices", "bench", "train", "sample" }
 
 local function command(name)
-  local ok, m = pcall(require, "moonflow.commands." .. name)
+  local ok, m = pcall(require, "moonflow.app.commands." .. name)
   if ok then return m end
   return nil, m
 end
@@ -30,7 +30,7 @@ function CLI.main(argv)
   end
   local m, err = command(name)
   if not m then
-    if err and not err:find("module 'moonflow.commands." .. name .. "' not found", 1, true) then
+    if err and not err:find("module 'moonflow.app.commands." .. name .. "' not found", 1, true) then
       io.stderr:write(err, "\n")
       return 1
     end
