@@ -18,7 +18,8 @@ function CLI.help()
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "`scripts/moonflow COMMAND --help` describes one command."
-  lines[#lines + 1] = "Environment: MOONFLOW_DEVICE (index or name substring) picks the OpenCL device."
+  lines[#lines + 1] = "Environment: MOONFLOW_DEVICE (index or name substring) picks the OpenCL device;"
+  lines[#lines + 1] = "MOONFLOW_TRACE=1 adds the Lua traceback to error messages."
   return table.concat(lines, "\n")
 end
 
@@ -45,12 +46,24 @@ function CLI.main(argv)
   return m.run(args) or 0
 end
 
+-- An error as the user sees it: the message without the internal
+-- "file.lua:NN: " prefixes Lua puts in front; with MOONFLOW_TRACE=1 the
+-- whole message and the traceback.
+function CLI.message(e, trace)
+  local msg = tostring(e)
+  if trace then return debug.traceback(msg, 3) end
+  local prev
+  repeat
+    prev = msg
+    msg = msg:gsub("^[^\n:]-%.lua:%d+: ", "", 1)
+  until msg == prev
+  return msg
+end
+
 -- run as a script by the launcher
 if arg and arg[0] and arg[0]:match("cli%.lua$") then
-  local ok, rc = xpcall(CLI.main, function(e)
-    if os.getenv("MOONFLOW_TRACE") then return debug.traceback(e, 2) end
-    return e
-  end, arg)
+  local trace = (os.getenv("MOONFLOW_TRACE") or "") ~= "" and os.getenv("MOONFLOW_TRACE") ~= "0"
+  local ok, rc = xpcall(CLI.main, function(e) return CLI.message(e, trace) end, arg)
   if not ok then
     io.stderr:write("moonflow: ", tostring(rc), "\n")
     os.exit(1, true)

@@ -3,6 +3,7 @@
 local mf = require "moonflow"
 local Config = require "moonflow.app.config"
 local Train = require "moonflow.app.train"
+local Progress = require "moonflow.app.progress"
 
 local S = {}
 
@@ -48,13 +49,69 @@ local function check_weights(cfg, dim, ck, path)
   end
 end
 
--- o: ckpt, sampler, steps, n, out, seed, raw (see commands/sample.lua)
+-- Which samplers serve which interface, and why the others do not. Grids:
+-- SiT and MeanFlow run on t in [0, 1] ("uniform"), EDM on sigma ("exp").
+S.serves = {
+  SiT = { Euler = true, Heun = true, EulerMaruyama = true },
+  EDM = { Euler = true, Heun = true, EulerMaruyama = true, EDM = true },
+  MeanFlow = { EulerJump = true, Euler = true, Heun = true },
+}
+local why = {
+  EDM = "the EDM sampler applies to EDM checkpoints (the sigma path x + sigma n)",
+  EulerJump = "EulerJump applies to MeanFlow checkpoints (the average velocity u(x, t, r))",
+  EulerMaruyama = "EulerMaruyama needs a score; a MeanFlow checkpoint learns only the average velocity",
+}
+local order = { "Euler", "EulerJump", "Heun", "EulerMaruyama", "EDM" }
+local grid_keys = {
+  uniform = { "t_start", "t_end", "t_shift_base", "t_shift_cur" },
+  exp = { "sigma_min", "sigma_max", "rho" },
+}
+
+-- The evaluation to run: the config's eval of that sampler, else the grid
+-- options of its first eval that apply to the interface's grid.
+local function eval_for(cfg, sampler)
+  local kind = cfg.interface.kind
+  if sampler == nil then return Config.copy(cfg.evals[1]) end
+  if not S.serves[kind][sampler] then
+    local ok = {}
+    for _, s in ipairs(order) do if S.serves[kind][s] then ok[#ok + 1] = s end end
+    error(("sample: --sampler %s does not apply to this %s checkpoint: %s; use %s"):format(
+      sampler, kind, why[sampler], table.concat(ok, ", ")), 0)
+  end
+  for _, ev in ipairs(cfg.evals) do
+    if (ev.sampler or "Euler") == sampler then return Config.copy(ev) end
+  end
+  local dist = kind == "EDM" and "exp" or "uniform"
+  local first = cfg.evals[1]
+  local ev = { sampler = sampler, num_sampling_steps = first.num_sampling_steps, sampling_time_dist = dist }
+  for _, k in ipairs(grid_keys[dist]) do
+    ev[k] = first[k]
+    if first.sampling_time_kwargs and first.sampling_time_kwargs[k] ~= nil then ev[k] = first.sampling_time_kwargs[k] end
+  end
+  return ev
+end
+
+-- The samples beside the picture: X.png -> X.safetensors and X.npy.
+local function save(x, picture, meta)
+  local stem = picture:gsub("%.png$", "")
+  local st, npy = stem .. ".safetensors", stem .. ".npy"
+  mf.io.save_safetensors(st, { samples = x }, meta)
+  if mf.io.save_npy == nil then
+    return { st }, ("sample --save: this moonflow has no mf.io.save_npy; wrote %s only"):format(st)
+  end
+  mf.io.save_npy(npy, x)
+  return { st, npy }
+end
+
+-- o: ckpt, sampler, steps, n, out, seed, raw, save (see commands/sample.lua);
+-- the options are checked there, the checkpoint's config here.
 function S.run(o)
   local ck = mf.io.load(o.ckpt)
   local cfg = config_of(ck, o.ckpt)
   cfg.repa = nil -- sampling needs the network only, not REPA's projector
-  local seed = tonumber(o.seed) or cfg.seed
-  local rngs = mf.Rngs(math.tointeger(seed) or cfg.seed)
+  local ev = eval_for(cfg, o.sampler)
+  local seed = o.seed or cfg.seed
+  local rngs = mf.Rngs(seed)
   local dim = Train.data_dim(cfg)
   if dim then check_weights(cfg, dim, ck, o.ckpt) end
   local d = Train.data_source(cfg, rngs)
@@ -72,31 +129,25 @@ function S.run(o)
     ema:load_state_dict(ck.ema)
     ema:copy_to(net)
   end
-  local ev = {}
-  for k, v in pairs(cfg.evals[1]) do ev[k] = v end
   ev.sampler = ev.sampler or "Euler"
-  if o.sampler then
-    local same = o.sampler:lower() == ev.sampler:lower()
-    local kinds = { euler = "Euler", eulerjump = "EulerJump", heun = "Heun", eulermaruyama = "EulerMaruyama", edm = "EDM" }
-    local kind = kinds[o.sampler:lower():gsub("[_-]", "")]
-    if not kind then error(("moonflow.sample: unknown sampler %q (Euler, EulerJump, Heun, EulerMaruyama, EDM)"):format(o.sampler), 0) end
-    if not same then
-      -- keep only the grid options that the config's sampler shares with this one
-      ev = { sampler = kind, num_sampling_steps = ev.num_sampling_steps, t_shift_base = ev.t_shift_base,
-        t_shift_cur = ev.t_shift_cur, sampling_time_dist = ev.sampling_time_dist, sigma_min = ev.sigma_min,
-        sigma_max = ev.sigma_max, rho = ev.rho }
-    end
-    ev.sampler = kind
-  end
-  if o.steps then ev.num_sampling_steps = math.tointeger(tonumber(o.steps)) end
-  local n = math.tointeger(tonumber(o.n or cfg.eval_n)) or 2000
+  if o.steps then ev.num_sampling_steps = o.steps end
+  local n = o.n or cfg.eval_n
   local dir = o.ckpt:match("^(.*)/[^/]*$") or "."
   local out = o.out or (dir .. "/samples.png")
-  ev.name = ("%s_%dsteps"):format(ev.sampler:lower(), ev.num_sampling_steps or 0)
+  ev.name = ("%s_%dsteps"):format(ev.sampler:lower(), ev.num_sampling_steps or 50)
   ev.picture = out
-  local r = Train.evaluate(cfg, make_model, net, d, rngs, nil, { evals = { ev }, n = n })[1]
+  local ticker = Progress.ticker { label = ev.name }
+  local r = Train.evaluate(cfg, make_model, net, d, rngs, nil, { evals = { ev }, n = n, callback = ticker })[1]
+  ticker:done()
   r.n = n
   r.floor = mf.metrics.energy_floor(d, n)
+  r.wrote = { r.picture }
+  if o.save then
+    local wrote
+    wrote, r.save_error = save(r.samples, r.picture, { checkpoint = o.ckpt, sampler = ev.sampler,
+      num_sampling_steps = tostring(ev.num_sampling_steps or 50), seed = tostring(seed) })
+    for _, p in ipairs(wrote) do r.wrote[#r.wrote + 1] = p end
+  end
   return r
 end
 
