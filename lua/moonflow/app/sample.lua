@@ -54,12 +54,11 @@ end
 S.serves = {
   SiT = { Euler = true, Heun = true, EulerMaruyama = true },
   EDM = { Euler = true, Heun = true, EulerMaruyama = true, EDM = true },
-  MeanFlow = { EulerJump = true, Euler = true, Heun = true },
+  MeanFlow = { EulerJump = true, Euler = true, Heun = true, EulerMaruyama = true },
 }
 local why = {
   EDM = "the EDM sampler applies to EDM checkpoints (the sigma path x + sigma n)",
   EulerJump = "EulerJump applies to MeanFlow checkpoints (the average velocity u(x, t, r))",
-  EulerMaruyama = "EulerMaruyama needs a score; a MeanFlow checkpoint learns only the average velocity",
 }
 local order = { "Euler", "EulerJump", "Heun", "EulerMaruyama", "EDM" }
 local grid_keys = {
@@ -136,6 +135,15 @@ function S.run(o)
   local out = o.out or (dir .. "/samples.png")
   ev.name = ("%s_%dsteps"):format(ev.sampler:lower(), ev.num_sampling_steps or 50)
   ev.picture = out
+  if cfg.interface.kind == "MeanFlow" and ev.sampler ~= "EulerJump" then
+    -- the one-time samplers take the instantaneous velocity v(x, t) = u(x, t, t)
+    local build = make_model
+    make_model = function(network)
+      local m = build(network)
+      return setmetatable({ pred = function(_, x, t, cond) return m:pred(x, t, t, cond) end,
+        score = function(_, x, t, cond) return m:score(x, t, cond) end }, { __index = m })
+    end
+  end
   local ticker = Progress.ticker { label = ev.name }
   local r = Train.evaluate(cfg, make_model, net, d, rngs, nil, { evals = { ev }, n = n, callback = ticker })[1]
   ticker:done()
