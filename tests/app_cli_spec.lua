@@ -20,6 +20,21 @@ end
 
 describe("moonflow's CLI", function()
   local base = P.scratch("cli")
+
+  it("measures typos by edit distance (swaps of neighbours count one)", function()
+    local O = require "moonflow.app.options"
+    assert.are.equal(3, O.distance("kitten", "sitting"))
+    assert.are.equal(1, O.distance("trian", "train"))
+    assert.are.equal(1, O.distance("Stepz", "steps"))
+    assert.are.equal(3, O.distance("", "abc"))
+    assert.are.equal(0, O.distance("lr", "LR"))
+    assert.are.equal("steps", O.nearest("stepz", { "seed", "steps", "batch" }))
+    assert.is_nil(O.nearest("xyz", { "seed", "steps", "batch" }))
+    local _, err, code = P.moonflow("trian x")
+    clean_error(err, code, 'unknown command "trian" (did you mean train?)')
+    _, err, code = P.moonflow("devices --all")
+    clean_error(err, code, "devices: unknown option --all")
+  end)
   teardown(function() P.run(("rm -rf %q*"):format(base)) end)
 
   it("refuses malformed and unknown sample options before reading the checkpoint", function()

@@ -35,7 +35,8 @@ function CLI.main(argv)
       io.stderr:write(err, "\n")
       return 1
     end
-    io.stderr:write(("moonflow: unknown command %q\n\n"):format(name), CLI.help(), "\n")
+    local hint = require("moonflow.app.options").hint(name, CLI.commands)
+    io.stderr:write(("moonflow: unknown command %q%s\n\n"):format(name, hint), CLI.help(), "\n")
     return 2
   end
   local args = { table.unpack(argv, 2) }

@@ -3,20 +3,24 @@
 -- ranges; a typo names the nearest known option (edit distance).
 local O = {}
 
--- Levenshtein distance between a and b (case-insensitive)
+-- Edit distance between a and b, case-insensitive: insertions, deletions,
+-- substitutions and swaps of neighbours ("trian" is one edit from "train")
 function O.distance(a, b)
   a, b = a:lower(), b:lower()
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
+  local d = { [0] = {} }
+  for j = 0, #b do d[0][j] = j end
   for i = 1, #a do
-    local cur = { [0] = i }
+    d[i] = { [0] = i }
     for j = 1, #b do
       local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
     end
-    prev = cur
   end
-  return prev[#b]
+  return d[#a][#b]
 end
 
 -- The known name closest to `word`, when close enough to be a typo (at most

@@ -6,7 +6,9 @@ Lists every OpenCL device with its index; the one moonflow uses is marked *.
 Pick another with MOONFLOW_DEVICE=INDEX or MOONFLOW_DEVICE=NAME-SUBSTRING.
 Works whatever MOONFLOW_DEVICE says: when it matches no device, the list has
 no mark and stderr says so.]],
-  run = function()
+  run = function(args)
+    local _, pos = require("moonflow.app.options").parse("devices", args or {}, {})
+    if pos[1] then error(("devices: unexpected argument %q (it takes none)"):format(pos[1]), 0) end
     local mf = require "moonflow"
     local list = mf.devices() -- enumerates without starting a device
     local ok, cur = pcall(mf.device)
