@@ -81,6 +81,18 @@ describe("moonflow sample", function()
     assert.truthy(out:find("euler_3steps, 60 samples: energy distance", 1, true), out)
   end)
 
+  it("refuses an npy file that does not hold 2-D points before the run folder is made", function()
+    local rows = {}
+    for i = 1, 300 do rows[i] = { i, -i, 2 * i } end
+    npy(base .. "/xyz.npy", rows)
+    local dir = base .. "/xyz"
+    local _, err, code = P.moonflow(("train %s %s data.name=npy data.path=%s out=%s"):format(
+      configs.SiT, tiny, base .. "/xyz.npy", dir))
+    assert.are_not.equal(0, code)
+    assert.truthy(err:find("data.name=npy gives samples of shape {3}; the toy configs train on 2-D points", 1, true), err)
+    assert.are_not.equal(0, select(3, P.run(("test -e %q"):format(dir))), "the run folder was made")
+  end)
+
   it("saves the samples beside the picture as .safetensors and .npy", function()
     local dir = base .. "/SiT"
     local out, err, code = P.moonflow(("sample %s/checkpoint.safetensors --n 60 --steps 3 --save --out %s/s.png"):format(
