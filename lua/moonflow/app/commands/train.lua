@@ -19,8 +19,8 @@ log.csv or checkpoint.safetensors) is refused unless --overwrite (start
 afresh there) or resume= (continue it) is given. The toy configs train on
 2-D points (two_moons, checkerboard, eight_gaussians, spirals, rings, a 2-D
 mixture, an {N, 2} npy file); image data is refused until an image model lands.
-Data paths are stored absolute, so `moonflow sample` works from any folder. One run at a time
-holds a folder (a lock on .moonflow.lock, dropped when the process ends);
+Data paths are stored absolute, so `moonflow sample` works from any folder.
+One run at a time holds a folder (a lock on .moonflow.lock, dropped when the process ends);
 a second run there fails at once.
 resume=PATH continues from a checkpoint; the log after resuming (steps,
 losses, time going on) equals that of an uninterrupted run with the same seed.
