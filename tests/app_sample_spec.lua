@@ -129,12 +129,15 @@ describe("moonflow sample", function()
     end
     local now = 0
     local out = sink()
-    local t = Progress.ticker { label = "heun_8steps", tty = false, out = out, every = 5, clock = function() return now end }
+    local synced = 0
+    local t = Progress.ticker { label = "heun_8steps", tty = false, out = out, every = 5, clock = function() return now end,
+      sync = function() synced = synced + 1 end }
     for i = 1, 8 do
       now = i * 2 -- 2 s a step: lines at 6 s (step 3), 12 s (step 6)
       t { i = i, steps = 8 }
     end
     t:done()
+    assert.are.equal(8, synced) -- each step counted once its device work is done
     assert.are.equal("heun_8steps: step 3/8  elapsed 0:06  ETA 0:10\n"
       .. "heun_8steps: step 6/8  elapsed 0:12  ETA 0:04\n", out.text())
     now = 0

@@ -97,14 +97,16 @@ function P:elapsed() return core.clock() - self.t0 end
 -- on a terminal a bar redrawn in place; otherwise a line at most every
 -- `every` seconds (default 5), so short runs print nothing and logs stay short.
 -- opts: label, tty (default: whether stderr is a terminal), out (default
--- io.stderr), every, clock (a function returning seconds, for tests).
+-- io.stderr), every, clock (a function returning seconds, for tests), sync
+-- (default core.synchronize: the device queue runs ahead of the host, so the
+-- step is counted when its work is done).
 local Ticker = {}
 Ticker.__index = Ticker
 
 function P.ticker(opts)
   opts = opts or {}
   local t = setmetatable({ label = opts.label or "sampling", out = opts.out or io.stderr, every = opts.every or 5,
-    clock = opts.clock or core.clock, drawn = false }, Ticker)
+    clock = opts.clock or core.clock, sync = opts.sync or core.synchronize, drawn = false }, Ticker)
   t.tty = opts.tty
   if t.tty == nil then t.tty = core.isatty(2) end
   t.t0 = t.clock()
@@ -113,6 +115,7 @@ function P.ticker(opts)
 end
 
 function Ticker:__call(info)
+  self.sync()
   local i, n, now = info.i, info.steps, self.clock()
   if self.tty then
     local width = 24
