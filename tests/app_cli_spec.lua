@@ -94,7 +94,14 @@ describe("moonflow's CLI", function()
     clean_error(err, code, dir .. " holds an earlier run (config.lua, log.csv, checkpoint.safetensors); "
       .. "pass --overwrite to replace it, resume=" .. dir .. "/checkpoint.safetensors to continue it, or choose another out=")
     for i, f in ipairs(files) do assert.are.equal(before[i], P.read(dir .. "/" .. f), f .. " changed") end
-    _, err, code = P.moonflow(("train %s steps=20 out=%s resume=%s/checkpoint.safetensors"):format(small, dir, dir))
+    -- resuming another run's checkpoint into this folder would replace it too
+    local other = base .. "/other"
+    _, err, code = P.moonflow(("train %s steps=10 out=%s"):format(small, other))
+    assert.are.equal(0, code, err)
+    _, err, code = P.moonflow(("train %s steps=20 out=%s resume=%s/checkpoint.safetensors"):format(small, dir, other))
+    clean_error(err, code, dir .. " holds an earlier run")
+    for i, f in ipairs(files) do assert.are.equal(before[i], P.read(dir .. "/" .. f), f .. " changed") end
+    _, err, code = P.moonflow(("train %s steps=20 out=%s/./ resume=%s/checkpoint.safetensors"):format(small, dir, dir))
     assert.are.equal(0, code, err)
     assert.are.equal(2, #P.log_rows(dir))
     _, err, code = P.moonflow(("train %s steps=10 out=%s --overwrite"):format(small, dir))

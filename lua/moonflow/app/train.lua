@@ -183,6 +183,19 @@ function Train.earlier_run(out)
   return #have > 0 and table.concat(have, ", ") or nil
 end
 
+-- Whether two folder names name the same folder, as far as their absolute
+-- spellings tell (".", "a/./b", "a//b" and trailing "/" are normalized).
+local function absolute(p)
+  local cwd = os.getenv("PWD") or ""
+  if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
+  local parts = {}
+  for part in p:gmatch("[^/]+") do
+    if part == ".." then parts[#parts] = nil elseif part ~= "." then parts[#parts + 1] = part end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+function Train.same_folder(a, b) return absolute(a) == absolute(b) end
+
 -- Data paths made absolute (from the current folder, $PWD), so that the
 -- checkpoint's config finds its data from any folder.
 function Train.absolute_paths(cfg)
@@ -284,7 +297,9 @@ function Train.run(cfg, opts)
     window = Progress.check_state(ck.progress, opts.resume)
   end
   local lock = Train.take_folder(out)
-  if not opts.resume and not opts.overwrite then
+  -- an earlier run is replaced only on request, or continued from its own checkpoint
+  local continues = opts.resume and Train.same_folder(opts.resume:match("^(.*)/[^/]*$") or ".", out)
+  if not continues and not opts.overwrite then
     local earlier = Train.earlier_run(out)
     if earlier then
       lock:unlock()
