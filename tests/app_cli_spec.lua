@@ -118,6 +118,14 @@ describe("moonflow's CLI", function()
     assert.truthy(err:find("cannot open " .. missing, 1, true), err)
     assert.truthy(err:find("stack traceback", 1, true), err)
     assert.truthy(err:find("sample%.lua:%d+:"), err)
+    -- a user's own script keeps its location
+    local script = base .. "_boom.lua"
+    local f = assert(io.open(script, "w"))
+    f:write('local x = 1\nerror("boom " .. x)\n')
+    f:close()
+    _, err, code = P.moonflow("run " .. script)
+    assert.are_not.equal(0, code)
+    assert.are.equal("moonflow: " .. script .. ":2: boom 1\n", err)
   end)
 
   it("lists the devices whatever MOONFLOW_DEVICE says, and names them in its error", function()

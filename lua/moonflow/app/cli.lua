@@ -47,18 +47,18 @@ function CLI.main(argv)
   return m.run(args) or 0
 end
 
--- An error as the user sees it: the message without the internal
--- "file.lua:NN: " prefixes Lua puts in front; with MOONFLOW_TRACE=1 the
--- whole message and the traceback.
+-- An error as the user sees it: the message without the "file.lua:NN: "
+-- prefixes Lua puts in front when the file is moonflow's own (a user's
+-- script run by `moonflow run` keeps its location); with MOONFLOW_TRACE=1
+-- the whole message and the traceback.
 function CLI.message(e, trace)
   local msg = tostring(e)
   if trace then return debug.traceback(msg, 3) end
-  local prev
-  repeat
-    prev = msg
-    msg = msg:gsub("^[^\n:]-%.lua:%d+: ", "", 1)
-  until msg == prev
-  return msg
+  while true do
+    local file, rest = msg:match("^([^\n:]-%.lua):%d+: (.*)$")
+    if not file or not (file:find("/moonflow/", 1, true) or file:find("^moonflow/")) then return msg end
+    msg = rest
+  end
 end
 
 -- run as a script by the launcher
