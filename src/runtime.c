@@ -213,9 +213,17 @@ static int init(void) {
   int found = each_device(pick_visit, &k);
   if (found < 0) return -1;
   if (!found && !k.want) { k.pass = 1; found = each_device(pick_visit, &k); }
-  if (!found)
-    return mf_fail(k.want ? "no OpenCL device matches MOONFLOW_DEVICE=%s (see `scripts/moonflow devices`)"
-                          : "no OpenCL device found%s", k.want ? k.want : "");
+  if (!found && k.want) { /* name the devices there are */
+    char names[1024] = "";
+    mf_device_info infos[16];
+    int n = mf_list_devices(infos, 16);
+    for (int i = 0; i < n && i < 16; ++i) {
+      size_t used = strlen(names);
+      snprintf(names + used, sizeof names - used, "%s%d %.120s (%.80s)", i ? ", " : "", i, infos[i].name, infos[i].platform);
+    }
+    return mf_fail("no OpenCL device matches MOONFLOW_DEVICE=%s; the devices are: %s", k.want, n > 0 ? names : "none");
+  }
+  if (!found) return mf_fail("no OpenCL device found");
   rt.platform = k.p;
   rt.device = k.d;
   read_info(rt.device, rt.platform, &rt.info);

@@ -136,8 +136,8 @@ describe("moonflow train logs", function()
 
   it("writes a checkpoint step's line only once the checkpoint is saved", function()
     local mf = require "moonflow"
-    local Train = require "moonflow.train"
-    local Config = require "moonflow.config"
+    local Train = require "moonflow.app.train"
+    local Config = require "moonflow.app.config"
     local out = base .. "_order"
     local c = Config.load("scripts/configs/two_moons_sit.lua")
     for _, o in ipairs { "steps=60", "batch=32", "network.hidden=8", "network.depth=1", "eval_n=50",

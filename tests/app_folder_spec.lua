@@ -61,7 +61,8 @@ describe("moonflow train's run folder", function()
       f:write("partial")
       f:close()
     end
-    out, err, code = P.moonflow(("train %s network.hidden=8 steps=20 out=%s"):format(small, dir))
+    -- A's files are an earlier run: replacing them takes --overwrite
+    out, err, code = P.moonflow(("train %s network.hidden=8 steps=20 out=%s --overwrite"):format(small, dir))
     P.run("kill " .. sleeper)
     assert.are.equal(0, code, err)
     assert.truthy(P.read(dir .. "/config.lua"):find("hidden = 8", 1, true))

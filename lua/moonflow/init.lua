@@ -35,8 +35,7 @@ local lazy = {
   autograd = "moonflow.autograd", nn = "moonflow.nn", optim = "moonflow.optim",
   interfaces = "moonflow.interfaces", rf = "moonflow.rf", samplers = "moonflow.samplers",
   oracle = "moonflow.oracle", data = "moonflow.data", io = "moonflow.io", plot = "moonflow.plot",
-  progress = { "moonflow.app.progress", "moonflow.progress" }, cli = { "moonflow.app.cli", "moonflow.cli" },
-  diffusion = "moonflow.diffusion",
+  progress = "moonflow.app.progress", cli = "moonflow.app.cli", diffusion = "moonflow.diffusion",
   metrics = "moonflow.metrics",
 }
 
@@ -45,10 +44,6 @@ return setmetatable(mf, {
   __index = function(t, k)
     local name = lazy[k]
     if not name then return nil end
-    if type(name) == "table" then -- the application's modules: under app/ (or where they were)
-      local found = package.searchpath(name[1], package.path)
-      name = found and name[1] or name[2]
-    end
     local m = require(name)
     rawset(t, k, m)
     return m

@@ -1,4 +1,4 @@
-local usage = [[usage: scripts/moonflow train CONFIG.lua [key=value ...]
+local usage = [[usage: scripts/moonflow train CONFIG.lua [key=value ...] [--overwrite]
 
 Trains the model a config describes and writes into its output folder
 (config `out`, default runs/<config name>):
@@ -13,8 +13,14 @@ fresh data beside its floor (two independent data sets of that size).
 
 key=value overrides any field, nested with dots:
   steps=500 batch=256 optimizer.lr=2e-3 interface.train_time_dist_type=uniform
-Every value is checked before the output folder is touched. One run at a time
-holds a folder (a lock on .moonflow.lock, dropped when the process ends);
+Every key and value is checked (a typo names the nearest known key) before
+the output folder is touched. A folder that holds an earlier run (config.lua,
+log.csv or checkpoint.safetensors) is refused unless --overwrite (start
+afresh there) or resume= (continue it) is given. The toy configs train on
+2-D points (two_moons, checkerboard, eight_gaussians, spirals, rings, a 2-D
+mixture, an {N, 2} npy file); image data is refused until an image model lands.
+Data paths are stored absolute, so `moonflow sample` works from any folder.
+One run at a time holds a folder (a lock on .moonflow.lock, dropped when the process ends);
 a second run there fails at once.
 resume=PATH continues from a checkpoint; the log after resuming (steps,
 losses, time going on) equals that of an uninterrupted run with the same seed.
@@ -24,23 +30,26 @@ return {
   summary = "train CONFIG.lua [key=value ...]: train, checkpoint, sample, draw",
   usage = usage,
   run = function(args)
-    local Config = require "moonflow.config"
-    local path = args[1]
+    local Config = require "moonflow.app.config"
+    local O = require "moonflow.app.options"
+    local flags, pos = O.parse("train", args, { overwrite = O.flag })
+    local path = pos[1]
     if not path or path:match("=") then error("train: which config?\n\n" .. usage, 0) end
     local cfg = Config.load(path)
     local resume
-    for i = 2, #args do
-      local a = args[i]
+    for i = 2, #pos do
+      local a = pos[i]
       local r = a:match("^resume=(.*)$")
       if r then resume = r else Config.override(cfg, a) end
     end
     if cfg.out == nil then
       cfg.out = "runs/" .. (path:match("([^/]+)%.lua$") or "run")
     end
-    local Train = require "moonflow.train"
+    local Train = require "moonflow.app.train"
     local mf = require "moonflow"
-    print(("moonflow train %s on %s -> %s"):format(path, mf.device().name, cfg.out))
-    local r = Train.run(cfg, { resume = resume })
+    local r = Train.run(cfg, { resume = resume, overwrite = flags.overwrite, started = function(c)
+      print(("moonflow train %s on %s -> %s"):format(path, mf.device().name, c.out))
+    end })
     print(Train.summary(r))
     return 0
   end,

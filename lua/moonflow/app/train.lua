@@ -2,8 +2,8 @@
 -- config table, train with progress and checkpoints, then sample, measure
 -- and draw. `scripts/moonflow train CONFIG.lua [key=value ...]` calls run().
 local mf = require "moonflow"
-local Config = require "moonflow.config"
-local Progress = require "moonflow.progress"
+local Config = require "moonflow.app.config"
+local Progress = require "moonflow.app.progress"
 
 local Train = {}
 
@@ -170,8 +170,48 @@ function Train.take_folder(out)
   return lock
 end
 
+-- The files of an earlier run in folder `out` ("config.lua, log.csv"), or nil.
+function Train.earlier_run(out)
+  local names, have = { "config.lua", "log.csv", "checkpoint.safetensors" }, {}
+  for _, n in ipairs(names) do
+    local f = io.open(out .. "/" .. n, "rb")
+    if f then
+      f:close()
+      have[#have + 1] = n
+    end
+  end
+  return #have > 0 and table.concat(have, ", ") or nil
+end
+
+-- Whether two folder names name the same folder, as far as their absolute
+-- spellings tell (".", "a/./b", "a//b" and trailing "/" are normalized).
+local function absolute(p)
+  local cwd = os.getenv("PWD") or ""
+  if p:sub(1, 1) ~= "/" then p = cwd .. "/" .. p end
+  local parts = {}
+  for part in p:gmatch("[^/]+") do
+    if part == ".." then parts[#parts] = nil elseif part ~= "." then parts[#parts + 1] = part end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+function Train.same_folder(a, b) return absolute(a) == absolute(b) end
+
+-- Data paths made absolute (from the current folder, $PWD), so that the
+-- checkpoint's config finds its data from any folder.
+function Train.absolute_paths(cfg)
+  local cwd = os.getenv("PWD")
+  for _, k in ipairs { "path", "labels", "dir" } do
+    local p = cfg.data[k]
+    if type(p) == "string" and p:sub(1, 1) ~= "/" and cwd and cwd:sub(1, 1) == "/" then
+      p = p:gsub("^%./", "")
+      cfg.data[k] = (cwd:gsub("/$", "")) .. "/" .. p
+    end
+  end
+  return cfg
+end
+
 -- Samples with each configured sampler from the EMA model; returns a list of
--- {name, samples, energy, picture}.
+-- {name, samples, energy, picture}. opts: evals, n, callback (the samplers').
 function Train.evaluate(cfg, make_model, ema_net, data, rngs, out, opts)
   opts = opts or {}
   local results = {}
@@ -184,7 +224,9 @@ function Train.evaluate(cfg, make_model, ema_net, data, rngs, out, opts)
     sopts.sampler, sopts.picture, sopts.name = nil, nil, nil
     local sampler = mf.samplers[kind](sopts)
     local noise = rngs.sample:normal({ n, data.dim or 2 })
-    local x = mf.no_grad(function() return sampler:sample(rngs.sample, model, noise) end)
+    local x = mf.no_grad(function()
+      return sampler:sample(rngs.sample, model, noise, opts.callback and { callback = opts.callback } or nil)
+    end)
     local fresh = data:batch(n)
     local ed = mf.metrics.energy_distance(x, fresh)
     local name = ev.name or ("%s_%dsteps"):format(kind:lower(), ev.num_sampling_steps or 0)
@@ -218,10 +260,16 @@ end
 function Train.run(cfg, opts)
   opts = opts or {}
   cfg = Config.check(Train.complete(cfg))
+  Train.absolute_paths(cfg)
   local out = cfg.out
   local rngs = mf.Rngs(cfg.seed)
   local data = Train.data_source(cfg, rngs)
   local dim = data.dim or 2
+  local shape = data.shape or { dim }
+  if #shape ~= 1 or shape[1] ~= 2 then
+    error(("moonflow.train: data.name=%s gives samples of shape {%s}; the toy configs train on 2-D points "
+      .. "(shape {2}: an {N, 2} array)"):format(cfg.data.name, table.concat(shape, ", ")), 0)
+  end
   local net, trainer, make_model = Train.build(cfg, rngs, dim)
   local ocfg, total = cfg.optimizer, cfg.steps
   local function optimizer(module)
@@ -249,6 +297,17 @@ function Train.run(cfg, opts)
     window = Progress.check_state(ck.progress, opts.resume)
   end
   local lock = Train.take_folder(out)
+  -- an earlier run is replaced only on request, or continued from its own checkpoint
+  local continues = opts.resume and Train.same_folder(opts.resume:match("^(.*)/[^/]*$") or ".", out)
+  if not continues and not opts.overwrite then
+    local earlier = Train.earlier_run(out)
+    if earlier then
+      lock:unlock()
+      error(("moonflow.train: %s holds an earlier run (%s); pass --overwrite to replace it, "
+        .. "resume=%s/checkpoint.safetensors to continue it, or choose another out="):format(out, earlier, out), 0)
+    end
+  end
+  if opts.started then opts.started(cfg) end
   write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
   local log_path = out .. "/log.csv"
   write_file(log_path, start > 0 and kept_log(log_path, start, cfg.log_every, total) or "step,loss,lr,time\n")

@@ -93,4 +93,53 @@ end
 
 function P:elapsed() return core.clock() - self.t0 end
 
+-- A sampler's progress (its callback, called with {i = step, steps = n}):
+-- on a terminal a bar redrawn in place; otherwise a line at most every
+-- `every` seconds (default 5), so short runs print nothing and logs stay short.
+-- opts: label, tty (default: whether stderr is a terminal), out (default
+-- io.stderr), every, clock (a function returning seconds, for tests), sync
+-- (default core.synchronize: the device queue runs ahead of the host, so the
+-- step is counted when its work is done).
+local Ticker = {}
+Ticker.__index = Ticker
+
+function P.ticker(opts)
+  opts = opts or {}
+  local t = setmetatable({ label = opts.label or "sampling", out = opts.out or io.stderr, every = opts.every or 5,
+    clock = opts.clock or core.clock, sync = opts.sync or core.synchronize, drawn = false }, Ticker)
+  t.tty = opts.tty
+  if t.tty == nil then t.tty = core.isatty(2) end
+  t.t0 = t.clock()
+  t.last = t.t0
+  return t
+end
+
+function Ticker:__call(info)
+  self.sync()
+  local i, n, now = info.i, info.steps, self.clock()
+  if self.tty then
+    local width = 24
+    local filled = math.floor(width * i / n + 0.5)
+    self.out:write(("\r%s [%s%s] %d/%d  %s "):format(self.label, ("="):rep(filled), (" "):rep(width - filled), i, n,
+      hms(now - self.t0)))
+    self.drawn = true
+  elseif now - self.last >= self.every then
+    self.last = now
+    self.out:write(("%s: step %d/%d  elapsed %s  ETA %s\n"):format(self.label, i, n, hms(now - self.t0),
+      hms((now - self.t0) * (n - i) / i)))
+  else
+    return
+  end
+  self.out:flush()
+end
+
+-- ends the bar's line on a terminal
+function Ticker:done()
+  if self.drawn then
+    self.out:write("\n")
+    self.out:flush()
+    self.drawn = false
+  end
+end
+
 return P

@@ -157,7 +157,7 @@ local function num(lo, hi, open)
       and (open:find(")", 1, true) and v < hi or not open:find(")", 1, true) and v <= hi)
     if not ok then
       bad(path, "must be a finite number in %s%s, %s%s, got %s", open:find("(", 1, true) and "(" or "[",
-        tostring(lo), tostring(hi), open:find(")", 1, true) and ")" or "]", show(v))
+        ("%g"):format(lo), ("%g"):format(hi), open:find(")", 1, true) and ")" or "]", show(v))
     end
   end
 end
@@ -190,7 +190,9 @@ local function record(fields, required)
         local names = {}
         for n in pairs(fields) do names[#names + 1] = n end
         table.sort(names)
-        bad(path, "has unknown key %s (known: %s)", show(k), table.concat(names, ", "))
+        local near = type(k) == "string" and require("moonflow.app.options").nearest(k, names)
+        bad(path, "has unknown key %s (%sknown: %s)", show(k), near and ("did you mean %s? "):format(near) or "",
+          table.concat(names, ", "))
       end
       f(x, (path == "" and "" or path .. ".") .. k)
     end
@@ -274,10 +276,30 @@ local train = record({
   checkpoint_every = int(0, INT_MAX), plot_every = int(0, INT_MAX),
 }, { "data", "network", "interface", "optimizer", "ema", "steps", "batch", "evals", "eval_n", "out" })
 
+-- The application trains on 2-D points (its pictures are scatter plots):
+-- image data waits for an image model; a mixture must be 2-D. (npy data is
+-- checked when loaded: its shape is in the file.)
+local image_data = { fashion_mnist = true, idx = true }
+local points = "the toy configs train on 2-D points: two_moons, checkerboard, eight_gaussians, spirals, rings, "
+  .. "a mixture with 2-D means, or data.name=npy with an {N, 2} array"
+function Config.check_points(d)
+  if image_data[d.name] then
+    error(("moonflow.config: data.name=%s needs an image model; %s"):format(d.name, points), 0)
+  end
+  if (d.name == "mixture" or d.name == "gaussian_mixture") and type(d.means) == "table" then
+    local m = d.means[1]
+    local dim = type(m) == "table" and #m or 1
+    if dim ~= 2 then
+      error(("moonflow.config: data.name=%s has points of dimension %d; %s"):format(d.name, dim, points), 0)
+    end
+  end
+end
+
 -- Checks a completed training config; raises "moonflow.config: <key> ..." on
 -- the first bad value. Returns cfg.
 function Config.check(cfg)
   train(cfg, "")
+  Config.check_points(cfg.data)
   if cfg.repa then
     if cfg.repa.feature_dim % 4 ~= 0 then
       bad("repa.feature_dim", "must be a multiple of 4, got %d", cfg.repa.feature_dim)
