@@ -210,6 +210,14 @@ describe("data.tensors", function()
     H.close(src:batch(4):totable(), a, 0, 0)
     H.close(src:batch(8):totable(), b, 0, 0)
     H.errors(function() src:batch(11) end, "moonflow.data.batch", "batch of 11 from a dataset of 10 rows")
+    -- with a generator, rows are drawn with replacement: any n, every row a row of x
+    local xb, yb = src:batch(25, mf.Generator(2))
+    assert.are.same({ 25, 2 }, xb:shape())
+    for i, row in ipairs(xb:totable()) do
+      local lab = yb:totable()[i]
+      assert.is_true(lab >= 0 and lab < n)
+      assert.are.same({ 2 * lab, 2 * lab + 1 }, row)
+    end
   end)
 
   it("loads npy and IDX files into sources", function()

@@ -107,11 +107,11 @@ Tensors.__name = "moonflow.data.Tensors"
 function Tensors:batch(n, g)
   check_n("batch", n)
   local N = self.size
-  if n > N then fail("batch", "batch of %d from a dataset of %d rows", n, N) end
   local idx
   if g then
     idx = g:randint({ n }, 0, N)
   else
+    if n > N then fail("batch", "batch of %d from a dataset of %d rows (without replacement)", n, N) end
     if not self.perm or self.pos + n > N then self:_new_epoch() end
     idx = core.narrow(self.perm, 1, self.pos + 1, n)
     self.pos = self.pos + n
