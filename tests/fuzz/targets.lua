@@ -1,0 +1,109 @@
+-- The loaders under fuzz: name -> {run = function(path, bytes), ok = error-message pattern}.
+-- run raises a Lua error for a bad input; a message that does not match `ok` (one that
+-- does not name the moonflow function) is reported as an unclear error.
+local mf = require "moonflow"
+local core = require "moonflow.core"
+local J = require "moonflow.json"
+
+local T = {}
+
+-- the checkpoint's targets: a small model, its EMA and optimizer, named generators
+-- (tests/fuzz/gen_corpus.lua saves the seed checkpoints from the same setup)
+function T.training_setup(seed)
+  local rngs = mf.Rngs(seed)
+  local net = mf.nn.VelocityMLP { dim = 2, hidden = 4, depth = 2, rngs = rngs }
+  local opt = mf.optim.AdamW(net, { lr = 1e-2 })
+  local ema = mf.optim.EMA(net, { decay = 0.9 })
+  return { rngs = rngs, net = net, opt = opt, ema = ema }
+end
+
+-- every number the targets hold, as one string: a failed load must leave it unchanged
+local function snapshot(s)
+  local parts = {}
+  local function add(v)
+    if mf.is_tensor(v) then
+      parts[#parts + 1] = core.tobytes(v)
+    elseif type(v) == "table" then
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      for _, k in ipairs(keys) do
+        parts[#parts + 1] = k
+        add(v[k] ~= nil and v[k] or v[math.tointeger(tonumber(k))])
+      end
+    else
+      parts[#parts + 1] = tostring(v)
+    end
+  end
+  add(s.net:state_dict())
+  add(s.opt:state_dict())
+  add(s.ema:state_dict())
+  add(s.rngs:get_state())
+  return table.concat(parts, "\0")
+end
+
+local MF_ERR = "^[^\n]-moonflow%.[%w_.]+"
+
+T.safetensors = {
+  ok = MF_ERR,
+  run = function(path) mf.io.load_safetensors(path) end,
+}
+
+local setup, before
+T.checkpoint = {
+  ok = MF_ERR,
+  run = function(path)
+    setup = setup or T.training_setup(7)
+    before = before or snapshot(setup)
+    local ok, err = pcall(mf.io.load, path, { model = setup.net, ema = setup.ema, optim = setup.opt,
+      rngs = setup.rngs })
+    local after = snapshot(setup)
+    if after ~= before then
+      before = after -- report once per change, then compare against the new state
+      if not ok then
+        return nil, ("garbage: a failed load changed its targets (%s)"):format(tostring(err))
+      end
+    end
+    if not ok then error(err, 0) end
+  end,
+}
+
+T.npy = {
+  ok = MF_ERR,
+  run = function(path) mf.io.load_npy(path) end,
+}
+
+T.idx = {
+  ok = MF_ERR,
+  run = function(path) mf.io.load_idx(path) end,
+}
+
+-- whole-file read with gzip inflation (src/io_gzip.c through core.read_file)
+T.gzip = {
+  ok = MF_ERR,
+  run = function(path) core.read_file(path) end,
+}
+
+-- an accepted document must survive encode -> decode unchanged
+local function same(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b or (a ~= a and b ~= b) end
+  if getmetatable(a) ~= getmetatable(b) then return false end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+T.json = {
+  ok = "^invalid JSON",
+  run = function(_, bytes)
+    local v = J.decode(bytes)
+    local ok, again = pcall(function() return J.decode(J.encode(v, { lenient = true })) end)
+    if not ok then return nil, ("garbage: accepted document does not re-encode: %s"):format(again) end
+    if not same(v, again) then
+      return nil, ("garbage: accepted document changes on encode -> decode: %q"):format(bytes:sub(1, 60))
+    end
+  end,
+}
+
+return T
