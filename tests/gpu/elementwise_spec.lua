@@ -84,3 +84,62 @@ describe("elementwise on the GPU shapes", function()
     H.close(t:to("f32"):to("f64"):totable(), H.map(function(v) return v end, t:totable()), 1e-7, 1e-6)
   end)
 end)
+
+-- every binary op and comparison in every dtype, against a tensor and a scalar on
+-- either side; where, clamp, fill, arange and every cast
+describe("elementwise: every op and dtype", function()
+  local ops = {
+    add = function(a, b) return a + b end, sub = function(a, b) return a - b end,
+    mul = function(a, b) return a * b end, maximum = math.max, minimum = math.min,
+    lt = function(a, b) return a < b and 1 or 0 end, le = function(a, b) return a <= b and 1 or 0 end,
+    gt = function(a, b) return a > b and 1 or 0 end, ge = function(a, b) return a >= b and 1 or 0 end,
+    eq = function(a, b) return a == b and 1 or 0 end, ne = function(a, b) return a ~= b and 1 or 0 end,
+  }
+  local a, b = {}, {}
+  for i = 1, 300 do a[i], b[i] = (i * 37) % 23 - 11, (i * 11) % 19 - 9 end
+  for _, dt in ipairs { "f32", "f64", "i32" } do
+    it(dt, function()
+      local A, B = mf.tensor(a, { dtype = dt }), mf.tensor(b, { dtype = dt })
+      for name, f in pairs(ops) do
+        assert.same(H.map(f, a, b), mf[name] and mf[name](A, B):totable() or A[name](A, B):totable(), name)
+        assert.same(H.map(function(v) return f(v, 3) end, a), A[name](A, 3):totable(), name .. " scalar")
+      end
+      assert.same(H.map(function(v) return 3 - v end, a), (3 - A):totable())
+      assert.same(H.map(function(v) return 2 * v end, a), (2 * A):totable())
+      assert.same(H.map(function(u, v) return u > 0 and u or v end, a, b), mf.where(A:gt(0), A, B):totable())
+      assert.same(H.map(function(v) return math.min(4, math.max(-4, v)) end, a), A:clamp(-4, 4):totable())
+      assert.same({ 7, 7, 7 }, mf.full({ 3 }, 7, { dtype = dt }):totable())
+      assert.same({ 0, 1, 2, 3 }, mf.arange(0, 4, 1, { dtype = dt }):totable())
+      for _, to in ipairs { "f32", "f64", "i32" } do assert.same(a, A:to(to):totable(), dt .. " -> " .. to) end
+    end)
+  end
+
+  it("erf, gelu, silu, rsqrt, sign, recip and the gelu and silu gradients, f32 and f64", function()
+    local x = ramp(N, -3, 3)
+    local erf = function(v) -- Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7)
+      local s, z = v < 0 and -1 or 1, math.abs(v)
+      local t = 1 / (1 + 0.3275911 * z)
+      return s * (1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
+        + 0.254829592) * t * math.exp(-z * z))
+    end
+    local sig = function(v) return 1 / (1 + math.exp(-v)) end
+    for _, dt in ipairs { "f32", "f64" } do
+      local t = mf.tensor(x, { dtype = dt })
+      H.close(t:erf():totable(), H.map(erf, x), 0, 3e-7, "erf " .. dt)
+      H.close(t:silu():totable(), H.map(function(v) return v * sig(v) end, x), 1e-5, 1e-6, "silu " .. dt)
+      H.close(t:sign():totable(), H.map(function(v) return v > 0 and 1 or v < 0 and -1 or 0 end, x), 0, 0)
+      local p = t:abs() + 0.5
+      H.close(p:rsqrt():totable(), H.map(function(v) return 1 / math.sqrt(math.abs(v) + 0.5) end, x), 1e-5, 1e-6)
+      H.close(p:recip():totable(), H.map(function(v) return 1 / (math.abs(v) + 0.5) end, x), 1e-5, 1e-6)
+      local g = mf.tensor(x, { dtype = dt }):requires_grad()
+      local loss = g:silu():sum() + g:gelu():sum()
+      loss:backward()
+      local gelu_grad = function(v)
+        local c = 0.5 * (1 + erf(v / math.sqrt(2)))
+        return c + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+      end
+      H.close(g.grad:totable(), H.map(function(v) return sig(v) * (1 + v * (1 - sig(v))) + gelu_grad(v) end, x),
+        1e-4, 1e-5, "silu' + gelu' " .. dt)
+    end
+  end)
+end)

@@ -47,4 +47,28 @@ describe("index kernels on the GPU shapes", function()
     loss:backward()
     H.close(X.grad:totable(), g, 0, 0, "scatter_add")
   end)
+
+  for _, dt in ipairs { "f32", "i32" } do
+    it("index_select, gather, index_add and scatter_add in " .. dt, function()
+      local x = {}
+      for i = 1, 12 do x[i] = { i, -i, 2 * i } end
+      local X = mf.tensor(x, { dtype = dt })
+      local ids = mf.tensor({ 11, 0, 11, 5 }, { dtype = "i32" })
+      assert.same({ x[12], x[1], x[12], x[6] }, X:index_select(1, ids):totable())
+      local gi = {}
+      for i = 1, 12 do gi[i] = { 2, 0 } end
+      local want = {}
+      for i = 1, 12 do want[i] = { 2 * i, i } end
+      assert.same(want, X:gather(2, mf.tensor(gi, { dtype = "i32" })):totable())
+      if dt == "f32" then
+        local Xg = mf.tensor(x):requires_grad()
+        local l1 = Xg:index_select(1, ids):sum() + Xg:gather(2, mf.tensor(gi, { dtype = "i32" })):sum()
+        l1:backward()
+        local g = Xg.grad:totable()
+        assert.same({ 3, 2, 3 }, g[12])
+        assert.same({ 2, 1, 2 }, g[1])
+        assert.same({ 1, 0, 1 }, g[2])
+      end
+    end)
+  end
 end)

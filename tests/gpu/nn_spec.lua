@@ -60,3 +60,52 @@ describe("nn kernels on the GPU shapes", function()
     H.close(Bb.grad:totable(), Bc.grad:totable(), 1e-10, 1e-10, "db")
   end)
 end)
+
+-- every activation, dtype and both kernel shapes ("wg": a work-group per row, the
+-- GPU default; "run": runs of rows per work-item, the CPU default), fused against the
+-- composite layers: forward, backward (vjp) and forward-mode (jvp)
+describe("nn kernels: every activation, dtype and kernel shape", function()
+  local core = require "moonflow.core"
+  after_each(function() core.nn_path("auto") end)
+  for _, path in ipairs { "wg", "run" } do
+    for _, dt in ipairs { "f32", "f64" } do
+      it(path .. " " .. dt, function()
+        core.nn_path(path)
+        local tol = dt == "f32" and 2e-5 or 1e-10
+        local f = function(v) return mf.tensor(v, { dtype = dt }) end
+        local x, w, b = H.rand_table({ 3, 70 }, 1), H.rand_table({ 70 }, 2), H.rand_table({ 70 }, 3)
+        local lw, c = H.rand_table({ 5, 70 }, 4), H.rand_table({ 3, 70 }, 5)
+        for _, act in ipairs { "silu", "gelu", "relu", "tanh" } do
+          local what = ("%s %s %s"):format(path, dt, act)
+          -- linear with activation: forward and gradients against the composite
+          local X, W = f(x):requires_grad(), f(lw):requires_grad()
+          local y = F.linear(X, W, f(H.rand_table({ 5 }, 6)), act)
+          local Xc, Wc = f(x):requires_grad(), f(lw):requires_grad()
+          local yc = F.linear_composite(Xc, Wc, f(H.rand_table({ 5 }, 6)), act)
+          H.close(y:totable(), yc:totable(), tol, tol, what .. " linear")
+          y:sum():backward()
+          yc:sum():backward()
+          H.close(X.grad:totable(), Xc.grad:totable(), tol, tol, what .. " linear dx")
+          H.close(W.grad:totable(), Wc.grad:totable(), tol, tol, what .. " linear dW")
+          -- layer norm + conditioning + activation: forward, backward and jvp
+          local ln = function(xx) return F.layer_norm(xx, f(w), f(b), 1e-5, f(c), act) end
+          local lnc = function(xx)
+            local z = F.layer_norm_composite(xx, f(w), f(b), 1e-5) + f(c)
+            return mf.nn.functional[act] and mf.nn.functional[act](z) or z
+          end
+          local A = f(x):requires_grad()
+          local Ac = f(x):requires_grad()
+          local ya, yb = ln(A), lnc(Ac)
+          H.close(ya:totable(), yb:totable(), tol, tol, what .. " layer_norm")
+          ya:sum():backward()
+          yb:sum():backward()
+          H.close(A.grad:totable(), Ac.grad:totable(), tol * 10, tol * 10, what .. " layer_norm dx")
+          local dir = f(H.rand_table({ 3, 70 }, 7))
+          local _, t1 = mf.autograd.jvp(ln, { f(x) }, { dir })
+          local _, t2 = mf.autograd.jvp(lnc, { f(x) }, { dir })
+          H.close(t1:totable(), t2:totable(), tol * 10, tol * 10, what .. " layer_norm jvp")
+        end
+      end)
+    end
+  end
+end)

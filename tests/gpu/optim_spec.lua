@@ -70,3 +70,33 @@ describe("optimizers on the GPU shapes", function()
     end
   end)
 end)
+
+describe("optimizers in f32 and clip_grad_norm", function()
+  it("AdamW, SGD and EMA steps in f32 agree with the doubles to float precision", function()
+    local p0, gr = vec(8), vec(9)
+    local params, g = mf.tensor(p0), mf.tensor(gr)
+    optim.AdamW({ params = params, grads = g }, { lr = 0.01, weight_decay = 0 }):step()
+    -- first AdamW step: m^ = g, v^ = g^2, so p - lr g / (|g| + eps)
+    H.close(params:totable(), H.map(function(p, q) return p - 0.01 * q / (math.abs(q) + 1e-8) end, p0, gr), 1e-6, 1e-6)
+    local sp = mf.tensor(p0)
+    optim.SGD({ params = sp, grads = mf.tensor(gr) }, { lr = 0.1 }):step()
+    H.close(sp:totable(), H.map(function(p, q) return p - 0.1 * q end, p0, gr), 1e-6, 1e-6)
+    local net = mf.nn.MLP { sizes = { 2, 30, 1 }, generator = mf.Generator(3) }
+    local flat = net:flat_parameters()
+    local ema = optim.EMA(net, { decay = 0.5 })
+    local s = flat:tolist()
+    mf.no_grad(function() flat:mul_(2) end)
+    ema:update()
+    H.close(ema.shadow:tolist(), H.map(function(v) return 1.5 * v end, s), 1e-6, 1e-7)
+  end)
+
+  for _, dt in ipairs { "f32", "f64" } do
+    it("clip_grad_norm scales the gradients to max_norm, " .. dt, function()
+      local p0, gr = vec(10), vec(11)
+      local g = mf.tensor(gr, { dtype = dt })
+      local n = optim.clip_grad_norm({ params = mf.tensor(p0, { dtype = dt }), grads = g }, 2)
+      H.close({ n:item() }, { norm(gr) }, 1e-6, 1e-6)
+      H.close(g:totable(), H.map(function(v) return v * 2 / (norm(gr) + 1e-6) end, gr), 1e-5, 1e-6)
+    end)
+  end
+end)

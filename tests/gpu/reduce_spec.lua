@@ -38,6 +38,19 @@ describe("reductions on the GPU shapes", function()
     end
   end)
 
+  it("max and min in f64 and i32, sum of squares through the norm", function()
+    local x = H.flatten(H.rand_table({ 900 }, 4))
+    local t = mf.tensor(x, { dtype = "f64" })
+    assert.equal(math.max(table.unpack(x)), t:max():item())
+    assert.equal(math.min(table.unpack(x)), t:min():item())
+    local q = 0
+    for _, v in ipairs(x) do q = q + v * v end
+    H.close({ mf.tensor(x):norm():item() }, { math.sqrt(q) }, 1e-5, 1e-6)
+    local v = {}
+    for i = 1, 900 do v[i] = (i * 7919) % 2001 - 1000 end
+    assert.equal(math.min(table.unpack(v)), mf.tensor(v, { dtype = "i32" }):min():item())
+  end)
+
   it("i32 sums and max stay exact", function()
     local v = {}
     for i = 1, 3000 do v[i] = (i * 7919) % 2001 - 1000 end

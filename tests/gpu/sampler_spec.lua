@@ -40,19 +40,23 @@ describe("sampler kernels on the GPU shapes", function()
     for i, p in ipairs(xs) do H.close(v[i], vel(p, 0.4), 1e-9, 1e-9, "row " .. i) end
   end)
 
-  it("an Euler step and a Heun step", function()
+  for _, dt in ipairs { "f64", "f32" } do
+  it("an Euler step and a Heun step, " .. dt, function()
     local t, tn = 0.6, 0.45
     local h = tn - t
-    local e = S.Euler {}:forward(nil, sit, X(), t, tn):totable()
-    local hn = S.Heun {}:forward(nil, sit, X(), t, tn):totable()
+    local tol = dt == "f64" and 1e-9 or 2e-5
+    local x = mf.tensor(xs, { dtype = dt })
+    local e = S.Euler {}:forward(nil, sit, x, t, tn):totable()
+    local hn = S.Heun {}:forward(nil, sit, x, t, tn):totable()
     for i, p in ipairs(xs) do
       local v1 = vel(p, t)
       local q = { p[1] + h * v1[1], p[2] + h * v1[2] }
       local v2 = vel(q, tn)
-      H.close(e[i], q, 1e-9, 1e-9, "Euler row " .. i)
-      H.close(hn[i], { p[1] + h / 2 * (v1[1] + v2[1]), p[2] + h / 2 * (v1[2] + v2[2]) }, 1e-9, 1e-9, "Heun row " .. i)
+      H.close(e[i], q, tol, tol, "Euler row " .. i)
+      H.close(hn[i], { p[1] + h / 2 * (v1[1] + v2[1]), p[2] + h / 2 * (v1[2] + v2[2]) }, tol, tol, "Heun row " .. i)
     end
   end)
+  end
 
   it("an Euler-Maruyama step adds sqrt(w |h|) z of the generator's own normal draw", function()
     local s = S.EulerMaruyama { diffusion_coeff = "constant", diffusion_coeff_norm = 0.8 }
@@ -65,11 +69,25 @@ describe("sampler kernels on the GPU shapes", function()
     assert.same(g2:get_state(), g:get_state())
   end)
 
-  it("the noise kernel adds scale z from (seed, offset)", function()
-    local g = mf.Generator(9)
-    local z = g:normal({ 40, 2 }, { dtype = "f64" }):totable()
-    local xh, off = core.sampler_noise(X(), 0.3, 9, 0)
-    assert.equal(g:get_state().offset, off)
-    H.close(xh:totable(), H.map(function(a, b) return a + 0.3 * b end, xs, z), 1e-12, 1e-12)
+  for _, dt in ipairs { "f64", "f32" } do
+    it("the noise kernel adds scale z from (seed, offset), " .. dt, function()
+      local g = mf.Generator(9)
+      local z = g:normal({ 40, 2 }, { dtype = dt }):totable()
+      local xh, off = core.sampler_noise(mf.tensor(xs, { dtype = dt }), 0.3, 9, 0)
+      assert.equal(g:get_state().offset, off)
+      local tol = dt == "f64" and 1e-12 or 1e-6
+      H.close(xh:totable(), H.map(function(a, b) return a + 0.3 * b end, xs, z), tol, tol)
+    end)
+  end
+
+  it("Euler-Maruyama and the fused oracle in f32", function()
+    local s = S.EulerMaruyama { diffusion_coeff = "constant", diffusion_coeff_norm = 0.8 }
+    local x = mf.tensor(xs)
+    local out = s:forward(mf.Generator(5), sit, x, 0.55, 0.5)
+    local zz = mf.Generator(5):normal({ 40, 2 })
+    local want = x + (gm:velocity(x, 0.55) - gm:score(x, 0.55) * 0.4) * (-0.05) + zz * math.sqrt(0.8 * 0.05)
+    H.close(out:totable(), want:totable(), 1e-5, 1e-5)
+    local v = gm:velocity(x, 0.4):totable()
+    for i, p in ipairs(mf.tensor(xs):totable()) do H.close(v[i], vel(p, 0.4), 1e-4, 1e-4, "row " .. i) end
   end)
 end)

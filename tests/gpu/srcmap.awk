@@ -1,8 +1,8 @@
 # Adds "= cl/<file>:<line>" after each "At line N ... of input.cl" of oclgrind's
 # diagnostics. First file: moonflow's program as cmake/embed.cmake concatenates it
-# (each source after a "/* ---- <path> ---- */" line); second: the diagnostics.
+# (each source after a "/* ---- <absolute path>.cl ---- */" line); second: the diagnostics.
 FNR == NR {
-  if (match($0, /^\/\* ---- .* ---- \*\/$/)) { start[++n] = FNR; name[n] = substr($0, 9, length($0) - 16) }
+  if (match($0, /^\/\* ---- \/.*\.cl ---- \*\/$/)) { start[++n] = FNR; name[n] = substr($0, 9, length($0) - 16) }
   next
 }
 {
