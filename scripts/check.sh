@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Deep checks beyond the test suite; each mode installs and builds what it needs.
-#   bash scripts/check.sh sanitize      every busted spec and C test under ASan + UBSan + LSan
-#   bash scripts/check.sh gpu           the GPU kernel shapes on oclgrind (memcheck, data races)
-#   bash scripts/check.sh fuzz [N]      N mutated inputs per loader (default 10000) + libFuzzer
+#   bash scripts/check.sh sanitize   every busted spec and C test under ASan + UBSan + LSan
+#                                    (build-sanitize; tests/sanitize/run.sh)            ~3 min
+#   bash scripts/check.sh gpu [spec] tests/gpu/*_spec.lua on oclgrind's simulated GPU: the GPU
+#                                    and the CPU loop shapes under memcheck and data-race
+#                                    detection, --uninitialized advisory (tests/gpu/run.sh) ~3 min
+#   bash scripts/check.sh fuzz [N]   N mutated inputs for EACH of the six Lua loaders and N runs
+#                                    of each libFuzzer harness (default 10000: ~30 s here;
+#                                    1000000 for a long run; tests/fuzz/run.sh)
+# Each mode first checks itself on a planted bug (a canary) where it can.
 # Exit status: 0 when nothing was found, 1 on any finding, 2 on a usage or setup error.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -6,7 +6,7 @@
 count="${1:-10000}"
 [[ "$count" =~ ^[0-9]+$ ]] || die "fuzz: the count must be a number, got $count"
 seed="${FUZZ_SEED:-1}"
-need_packages clang-15 libclang-common-15-dev time
+need_packages clang-15 libclang-common-15-dev
 normal_build
 fz="${MOONFLOW_FUZZ_BUILD:-$root/build-fuzz}"
 if [ ! -f "$fz/CMakeCache.txt" ]; then

@@ -29,6 +29,17 @@ log="$san/sanitize.log"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1:check_initialization_order=1"
 export LSAN_OPTIONS="suppressions=$root/tests/sanitize/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# self-test first: the canary module's leak and overflow must both be reported
+mkdir -p "$san/canary"
+gcc -shared -fPIC -g -fsanitize=address,undefined -fno-omit-frame-pointer -I/usr/include/lua5.4 \
+  -o "$san/canary/canary.so" "$root/tests/sanitize/canary.c" || die "sanitize: the canary did not build"
+for f in leak overflow; do
+  LD_PRELOAD="$libasan $san/lua/moonflow/core.so" lua5.4 \
+    -e "package.cpath = '$san/canary/?.so;' .. package.cpath; require('canary').$f()" >"$san/canary/$f.log" 2>&1 || true
+done
+grep -q 'ERROR: LeakSanitizer' "$san/canary/leak.log" && grep -q 'heap-buffer-overflow' "$san/canary/overflow.log" ||
+  die "sanitize: the canary's leak or overflow went unreported (see $san/canary); the setup cannot be trusted"
+
 jobs="${MOONFLOW_TEST_JOBS:-2}"
 status=0
 echo "check.sh sanitize: busted specs (log: $log)" >&2
