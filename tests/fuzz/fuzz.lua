@@ -172,7 +172,10 @@ for i = first, first + count - 1 do
   st[kind] = st[kind] + 1
   if used > st.peak_kb then st.peak_kb = used end
   if kind ~= "accepted" and kind ~= "rejected" then
-    local shape = (kind .. " " .. tostring(msg):gsub("%d+", "N"):gsub("/[%w_./-]+", "PATH")):sub(1, 60)
+    -- one saved input per kind of finding: the message without its numbers, paths and
+    -- the input excerpt after " -- "
+    local m = tostring(msg)
+    local shape = (kind .. " " .. (m:match("^(.-) %-%- ") or m):gsub("%d+", "N"):gsub("/[%w_./-]+", "PATH")):sub(1, 200)
     if not seen[shape] then
       seen[shape] = true
       os.execute(("cp %q %q"):format(path, ("%s/finding-%s-%d.bin"):format(work, kind, i)))

@@ -61,7 +61,7 @@ T.checkpoint = {
     if after ~= before then
       before = after -- report once per change, then compare against the new state
       if not ok then
-        return nil, ("garbage: a failed load changed its targets (%s)"):format(tostring(err))
+        return nil, ("garbage: a failed load changed its targets: %s"):format(tostring(err))
       end
     end
     if not ok then error(err, 0) end
@@ -99,9 +99,9 @@ T.json = {
   run = function(_, bytes)
     local v = J.decode(bytes)
     local ok, again = pcall(function() return J.decode(J.encode(v, { lenient = true })) end)
-    if not ok then return nil, ("garbage: accepted document does not re-encode: %s"):format(again) end
+    if not ok then return nil, ("garbage: accepted document does not re-encode: %s -- %q"):format(again, bytes:sub(1, 60)) end
     if not same(v, again) then
-      return nil, ("garbage: accepted document changes on encode -> decode: %q"):format(bytes:sub(1, 60))
+      return nil, ("garbage: accepted document changes on encode -> decode -- %q"):format(bytes:sub(1, 60))
     end
   end,
 }
