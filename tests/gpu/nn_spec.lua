@@ -75,8 +75,9 @@ describe("nn kernels: every activation, dtype and kernel shape", function()
         local f = function(v) return mf.tensor(v, { dtype = dt }) end
         local x, w, b = H.rand_table({ 3, 70 }, 1), H.rand_table({ 70 }, 2), H.rand_table({ 70 }, 3)
         local lw, c = H.rand_table({ 5, 70 }, 4), H.rand_table({ 3, 70 }, 5)
-        for _, act in ipairs { "silu", "gelu", "relu", "tanh" } do
-          local what = ("%s %s %s"):format(path, dt, act)
+        for _, a in ipairs { "silu", "gelu", "relu", "tanh", "none" } do
+          local act = a ~= "none" and a or nil
+          local what = ("%s %s %s"):format(path, dt, a)
           -- linear with activation: forward and gradients against the composite
           local X, W = f(x):requires_grad(), f(lw):requires_grad()
           local y = F.linear(X, W, f(H.rand_table({ 5 }, 6)), act)
@@ -91,7 +92,7 @@ describe("nn kernels: every activation, dtype and kernel shape", function()
           local ln = function(xx) return F.layer_norm(xx, f(w), f(b), 1e-5, f(c), act) end
           local lnc = function(xx)
             local z = F.layer_norm_composite(xx, f(w), f(b), 1e-5) + f(c)
-            return mf.nn.functional[act] and mf.nn.functional[act](z) or z
+            return act and mf.nn.functional[act](z) or z
           end
           local A = f(x):requires_grad()
           local Ac = f(x):requires_grad()
