@@ -68,9 +68,52 @@ T.checkpoint = {
   end,
 }
 
+-- The header numpy itself would accept (numpy reads it with ast.literal_eval and
+-- requires exactly these keys, a tuple shape, a bool order): a Python dict literal with
+-- 'descr' (a string), 'fortran_order' (True or False) and 'shape' (a tuple of ints,
+-- "(n,)" for one dim), each once, then spaces and a newline. nil when valid, or why not.
+local function npy_header_problem(h)
+  local body = h:match("^%s*{(.*)}[ ]*\n?$")
+  if not body then return "not one dict literal" end
+  local seen, rest = {}, body
+  while true do
+    rest = rest:match("^%s*(.*)$")
+    if rest == "" then break end
+    local q, key, after = rest:match("^(['\"])([%w_]+)%1%s*:%s*(.*)$")
+    if not key then return ("bad entry near %q"):format(rest:sub(1, 20)) end
+    if seen[key] then return ("key %s twice"):format(key) end
+    local value
+    if key == "descr" then value, rest = after:match("^(['\"][^'\"]*['\"])%s*(.*)$")
+    elseif key == "fortran_order" then value, rest = after:match("^(%a+)%s*(.*)$")
+      if value ~= "True" and value ~= "False" then value = nil end
+    elseif key == "shape" then value, rest = after:match("^(%b())%s*(.*)$")
+      local inner = value and value:sub(2, -2):match("^%s*(.-)%s*$")
+      if inner and inner ~= "" and not (inner:match("^%d+%s*,$") or inner:match("^%d+%s*,%s*[%d%s,]*%d%s*,?$")) then
+        value = nil -- "(3)" is an int in Python, not a tuple
+      end
+    else return ("unknown key %s"):format(key) end
+    if not value then return ("bad value of %s"):format(key) end
+    seen[key] = true
+    if rest == "" then break end
+    if rest:sub(1, 1) ~= "," then return ("no comma after %s"):format(key) end
+    rest = rest:sub(2)
+  end
+  for _, k in ipairs { "descr", "fortran_order", "shape" } do
+    if not seen[k] then return "no " .. k end
+  end
+end
+
 T.npy = {
   ok = MF_ERR,
-  run = function(path) mf.io.load_npy(path) end,
+  run = function(path, bytes)
+    mf.io.load_npy(path)
+    local major = bytes:byte(7)
+    local hlen, start = string.unpack(major == 1 and "<I2" or "<I4", bytes, 9), major == 1 and 11 or 13
+    local why = npy_header_problem(bytes:sub(start, start + hlen - 1))
+    if why then
+      return nil, ("garbage: accepted an npy header numpy rejects (%s) -- %q"):format(why, bytes:sub(start, start + 70))
+    end
+  end,
 }
 
 T.idx = {
