@@ -44,6 +44,11 @@ end
 
 local MF_ERR = "^[^\n]-moonflow%.[%w_.]+"
 
+-- a printable excerpt of an input for a finding's message
+local function excerpt(bytes, from, n)
+  return '"' .. bytes:sub(from, from + n - 1):gsub('[^ -~]', function(c) return ("\\%d"):format(c:byte()) end) .. '"'
+end
+
 T.safetensors = {
   ok = MF_ERR,
   run = function(path) mf.io.load_safetensors(path) end,
@@ -73,8 +78,12 @@ T.checkpoint = {
 -- 'descr' (a string), 'fortran_order' (True or False) and 'shape' (a tuple of ints,
 -- "(n,)" for one dim), each once, then spaces and a newline. nil when valid, or why not.
 local function npy_header_problem(h)
-  local body = h:match("^%s*{(.*)}[ ]*\n?$")
-  if not body then return "not one dict literal" end
+  local body = h:match("^%s*{(.*)}[ \t\f\r\n]*$")
+  if not body then
+    local tail = h:match("^%s*{.*}(.-)$")
+    if tail then return ("bytes after the dict: %s"):format(excerpt(tail:match("[^ \t\f\r\n].*"), 1, 12)) end
+    return "not one dict literal"
+  end
   local seen, rest = {}, body
   while true do
     rest = rest:match("^%s*(.*)$")
@@ -111,7 +120,7 @@ T.npy = {
     local hlen, start = string.unpack(major == 1 and "<I2" or "<I4", bytes, 9), major == 1 and 11 or 13
     local why = npy_header_problem(bytes:sub(start, start + hlen - 1))
     if why then
-      return nil, ("garbage: accepted an npy header numpy rejects (%s) -- %q"):format(why, bytes:sub(start, start + 70))
+      return nil, ("garbage: accepted an npy header numpy rejects (%s) -- %s"):format(why, excerpt(bytes, start, 72))
     end
   end,
 }
@@ -142,9 +151,9 @@ T.json = {
   run = function(_, bytes)
     local v = J.decode(bytes)
     local ok, again = pcall(function() return J.decode(J.encode(v, { lenient = true })) end)
-    if not ok then return nil, ("garbage: accepted document does not re-encode: %s -- %q"):format(again, bytes:sub(1, 60)) end
+    if not ok then return nil, ("garbage: accepted document does not re-encode: %s -- %s"):format(again, excerpt(bytes, 1, 60)) end
     if not same(v, again) then
-      return nil, ("garbage: accepted document changes on encode -> decode -- %q"):format(bytes:sub(1, 60))
+      return nil, ("garbage: accepted document changes on encode -> decode -- %s"):format(excerpt(bytes, 1, 60))
     end
   end,
 }
