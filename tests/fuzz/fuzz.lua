@@ -138,7 +138,7 @@ local trace = assert(io.open(work .. "/trace", "a"))
 local found = assert(io.open(work .. "/findings.txt", "a"))
 local st = { run = 0, accepted = 0, rejected = 0, unclear = 0, garbage = 0, hang = 0, memory = 0, peak_kb = 0,
   rss_kb = 0 }
-local seen = {} -- message shapes (digits dropped) already saved
+local seen, saved = {}, {} -- message shapes already saved; how many per kind
 
 -- warm-up: the seeds themselves must load (this also compiles the kernels and fills the
 -- allocator's caches, which must not count as the first input's memory)
@@ -179,12 +179,14 @@ for i = first, first + count - 1 do
   st[kind] = st[kind] + 1
   if used > st.peak_kb then st.peak_kb = used end
   if kind ~= "accepted" and kind ~= "rejected" then
-    -- one saved input per kind of finding: the message without its numbers, paths and
-    -- the input excerpt after " -- "
+    -- one saved input per kind of finding: the message without its numbers, paths,
+    -- quoted excerpts and the input excerpt after " -- "
     local m = tostring(msg)
-    local shape = (kind .. " " .. (m:match("^(.-) %-%- ") or m):gsub("%d+", "N"):gsub("/[%w_./-]+", "PATH")):sub(1, 200)
-    if not seen[shape] then
+    local shape = (kind .. " " .. (m:match("^(.-) %-%- ") or m):gsub('"[^"]*"', "S"):gsub("%d+", "N")
+      :gsub("/[%w_./-]+", "PATH")):sub(1, 200)
+    if not seen[shape] and (saved[kind] or 0) < 10 then -- at most 10 distinct per kind
       seen[shape] = true
+      saved[kind] = (saved[kind] or 0) + 1
       os.execute(("cp %q %q"):format(path, ("%s/finding-%s-%d.bin"):format(work, kind, i)))
       found:write(("%s input %d: %s\n"):format(kind, i, tostring(msg):gsub("\n", " | ")))
       found:flush()
