@@ -5,9 +5,10 @@
 -- Input i is a pure function of (loader, seed, i): math.randomseed(seed, i) before mutating.
 -- Outcomes: accepted, a Lua error naming the moonflow function (a correct rejection), or a
 -- finding: unclear (a Lua error that names no moonflow function), garbage (an oracle of
--- tests/fuzz/targets.lua failed), hang (over HANG_S of CPU), memory (peak RSS of the input
--- above MEM_BASE + MEM_PER_BYTE * its size, or "out of host memory" under the RLIMIT_AS that
--- run.sh sets). Crashes and C-level hangs are seen by run.sh from outside.
+-- tests/fuzz/targets.lua failed), hang (over FUZZ_HANG_S = 5 s of CPU), memory (peak RSS
+-- growth of the input above MEM_BASE + MEM_PER_BYTE * its size, twice, or "out of host
+-- memory" under the RLIMIT_AS that supervise.sh sets). Crashes and C-level hangs are seen
+-- by supervise.sh from outside.
 local root = os.getenv("MOONFLOW_ROOT") or "."
 local build = os.getenv("MOONFLOW_BUILD") or (root .. "/build")
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/tests/fuzz/?.lua;" .. package.path
@@ -17,8 +18,10 @@ local T = require "targets"
 local M = require "mutate"
 
 local HANG_S = tonumber(os.getenv("FUZZ_HANG_S") or "5")
-local MEM_BASE = 64 * 1024 -- KiB: any input may use this much
-local MEM_PER_BYTE = 64 -- and 64 times its own size
+-- per-input budget of peak RSS growth: any input may use MEM_BASE KiB and MEM_PER_BYTE
+-- times its own size (a loader's memory must be bounded by what it reads)
+local MEM_BASE = tonumber(os.getenv("FUZZ_MEM_BASE_KB") or "65536")
+local MEM_PER_BYTE = tonumber(os.getenv("FUZZ_MEM_PER_BYTE") or "64")
 
 local cmd, loader = arg[1], arg[2]
 local target = T[loader]
