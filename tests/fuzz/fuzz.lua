@@ -169,6 +169,11 @@ for i = first, first + count - 1 do
   trace:write(i, "\n")
   trace:flush()
   local bytes = make(corpus, seed, i, path)
+  -- supervise.sh's own test: FUZZ_SELFTEST=crash:<i> or stall:<i> (a wait outside Lua)
+  local what, at = (os.getenv("FUZZ_SELFTEST") or ""):match("^(%a+):(%d+)$")
+  if tonumber(at) == i then
+    if what == "crash" then os.exit(false, false) else os.execute("exec sleep 100") end
+  end
   local kind, msg, used, _, hwm = run_one(path, bytes)
   if kind == "memory" and not (msg or ""):find("out of host memory") then
     -- confirm on a second run after a full collection: the garbage of earlier inputs
