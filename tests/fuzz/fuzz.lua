@@ -6,7 +6,8 @@
 -- Outcomes: accepted, a Lua error naming the moonflow function (a correct rejection), or a
 -- finding: unclear (a Lua error that names no moonflow function), garbage (an oracle of
 -- tests/fuzz/targets.lua failed), hang (over FUZZ_HANG_S = 5 s of CPU), memory (peak RSS
--- growth of the input above MEM_BASE + MEM_PER_BYTE * its size, twice, or "out of host
+-- growth of the input above MEM_BASE + MEM_PER_BYTE * its size + what the target says an
+-- accepted input legitimately produced (inflated bytes, the header's data), twice, or "out of host
 -- memory" under the RLIMIT_AS that supervise.sh sets). Crashes and C-level hangs are seen
 -- by supervise.sh from outside.
 local root = os.getenv("MOONFLOW_ROOT") or "."
@@ -90,11 +91,11 @@ local function run_one(path, bytes)
   debug.sethook(function()
     if os.clock() > deadline then error("fuzz: hang (over " .. HANG_S .. " s of CPU)", 0) end
   end, "", 10000)
-  local ok, res, why = pcall(target.run, path, bytes)
+  local ok, res, why, produced = pcall(target.run, path, bytes)
   debug.sethook()
   local hwm = status_kb("VmHWM")
   local used = hwm - rss0
-  local limit = MEM_BASE + MEM_PER_BYTE * #bytes // 1024
+  local limit = MEM_BASE + MEM_PER_BYTE * #bytes // 1024 + (ok and produced or 0) // 1024
   local kind, msg
   if not ok then
     msg = tostring(res)

@@ -125,15 +125,23 @@ T.npy = {
   end,
 }
 
+-- A valid file may announce much more data than it takes compressed: an accepted
+-- one may use memory in proportion to the elements its header announced (the source
+-- bytes, the f32 values on the host, on the device and in the write's staging copy).
 T.idx = {
   ok = MF_ERR,
-  run = function(path) mf.io.load_idx(path) end,
+  run = function(path)
+    local t = mf.io.load_idx(path)
+    return nil, nil, 24 * t:numel()
+  end,
 }
 
 -- whole-file read with gzip inflation (src/io_gzip.c through core.read_file)
 T.gzip = {
   ok = MF_ERR,
-  run = function(path) core.read_file(path) end,
+  run = function(path) -- the inflated bytes, in C and as a Lua string, with the buffer's growth
+    return nil, nil, 3 * #core.read_file(path)
+  end,
 }
 
 -- an accepted document must survive encode -> decode unchanged
