@@ -34,12 +34,9 @@ if ! grep -q '^Invalid write' "$work/canary.log" || ! grep -q 'data race' "$work
   die "gpu: oclgrind did not report the canary's bugs (see $work/canary.log); its verdicts cannot be trusted"
 fi
 
-# moonflow's program as cmake/embed.cmake concatenates it: maps "input.cl" lines to cl/ files
-for f in "$root/cl/common.cl" $(ls "$root"/cl/*.cl | grep -v '/common\.cl$' | LC_ALL=C sort); do
-  printf '/* ---- %s ---- */\n' "$f"
-  cat "$f"
-  printf '\n'
-done >"$work/program.cl"
+# moonflow's program, the very text the library embeds (cmake/embed.cmake writes it
+# beside the C string, each file after a #line marker): maps line numbers to cl/ files
+cp "$build/generated/kernels_all.cl" "$work/program.cl" || die "gpu: no $build/generated/kernels_all.cl"
 # its kernels as a GPU device builds them (src/runtime.c: no -DMF_CPU; fp64 on oclgrind)
 oclgrind "$work/canary" "$work/program.cl" "-cl-std=CL1.2 -DMF_FP64" | sort -u >"$work/kernels.all" ||
   die "gpu: oclgrind could not build moonflow's program (see $work)"
