@@ -7,9 +7,11 @@ local root = os.getenv("MOONFLOW_ROOT") or "."
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- runs a shell command; returns its output (stdout and stderr) and success
+-- runs a shell command; returns its output (stdout and stderr) and success.
+-- The build and the installed copy are not the sanitized ones: scripts/check.sh
+-- sanitize preloads libasan, which the compilers must not inherit.
 local function sh(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
+  local p = assert(io.popen("(unset LD_PRELOAD; " .. cmd .. ") 2>&1"))
   local out = p:read("a")
   return out, p:close() == true
 end

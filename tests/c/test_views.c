@@ -52,6 +52,7 @@ static void test_views(void) {
   /* rows 3..4: offset 6, largest element 6 + 1*3 + 2 = 11 < 12 */
   mf_view_of(&v, &t);
   CHECK(mf_narrow(&v, 0, 2, 2) == 0 && v.offset == 6, "narrow inside: %s", mf_last_error());
+  mf_tensor_free(&v);
   /* rows 4..5 would reach element 14 */
   mf_view_of(&v, &t);
   CHECK(mf_narrow(&v, 0, 3, 2) == -1 && strstr(mf_last_error(), "element 14 of a storage of 12"), "narrow past: %s",
