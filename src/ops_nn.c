@@ -370,3 +370,33 @@ int mf_nn_ln_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tc, const 
   }
   return 0;
 }
+
+#define SM_NAME(name, A, B) #name,
+static const char *const sm_names[] = {MF_SOFTMAX_MODES(SM_NAME, _, _)};
+
+int mf_nn_softmax(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, enum mf_softmax_mode mode) {
+  int rows, cols;
+  rows_cols(a, &rows, &cols);
+  mf_dtype dt = a->dtype;
+  if ((int)mode < 0 || mode >= MF_SOFTMAX_COUNT) return mf_fail("softmax: unknown mode %d", (int)mode);
+  int fwd = mode == MF_SOFTMAX_softmax || mode == MF_SOFTMAX_log_softmax;
+  if (dt != MF_F32 && dt != MF_F64) return mf_fail("softmax: dtype %s, expected f32 or f64", mf_dtype_name(dt));
+  if (need("softmax", "input", a, dt, mf_numel(a), 1) || (!fwd && need("softmax", "output", b, dt, mf_numel(a), 1)))
+    return -1;
+  argl k;
+  char prefix[48];
+  snprintf(prefix, sizeof prefix, "sm_%s", sm_names[mode]);
+  if (start(&k, prefix, dt) || fresh(out, a)) return -1;
+  a_mem(&k, out);
+  a_mem(&k, a);
+  a_mem(&k, fwd ? a : b);
+  a_int(&k, rows);
+  a_int(&k, cols);
+  /* a run of rows per work-item on every device (cl/softmax.cl) */
+  size_t g = rows ? mf_grid((size_t)rows * (size_t)(cols > 0 ? cols : 1)) : 0;
+  if (k.err || (rows && mf_launch(k.k, g < (size_t)rows ? g : (size_t)rows, 0))) {
+    mf_tensor_free(out);
+    return -1;
+  }
+  return 0;
+}

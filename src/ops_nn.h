@@ -38,4 +38,10 @@ int mf_nn_ln_wgrad_acc(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, cons
 int mf_nn_ln_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tc, const mf_tensor *x, const mf_tensor *mean,
                  const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, enum mf_activation act);
 
+/* Softmax over the last dim of contiguous rows (cl/softmax.cl), by mode:
+   softmax, log_softmax: out = f(a); softmax_d: out = b (a - sum a b) with b
+   the softmax; log_softmax_vjp: out = a - exp(b) sum a, log_softmax_jvp:
+   out = a - sum exp(b) a, with b the log_softmax. *out is allocated. */
+int mf_nn_softmax(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, enum mf_softmax_mode mode);
+
 #endif

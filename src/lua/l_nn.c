@@ -100,6 +100,18 @@ static int l_ln_jvp(lua_State *L) {
   return 1;
 }
 
+static const char *const sm_modes[] = {MF_SOFTMAX_MODES(LMF_NAME, _, _) NULL};
+
+/* nn_softmax(a, b|nil, mode) -> out (modes: MF_SOFTMAX_MODES) */
+static int l_softmax(lua_State *L) {
+  mf_tensor *a = lmf_check(L, 1, "softmax"), out;
+  mf_tensor *b = opt_t(L, 2, "softmax");
+  enum mf_softmax_mode mode = (enum mf_softmax_mode)luaL_checkoption(L, 3, NULL, sm_modes);
+  if (mf_nn_softmax(&out, a, b, mode)) return lmf_fail(L, "softmax");
+  lmf_push(L, &out);
+  return 1;
+}
+
 /* nn_path([name]) -> previous name: "auto", "run" (CPU shape), "wg" (GPU shape) */
 static int l_nn_path(lua_State *L) {
   static const char *const names[] = {"auto", "run", "wg", NULL};
@@ -113,7 +125,7 @@ void lmf_open_nn(lua_State *L) {
   static const luaL_Reg fns[] = {{"nn_bias_act", l_bias_act}, {"nn_act_grad", l_act_grad},
                                  {"nn_colsum", l_colsum},     {"nn_ln_fwd", l_ln_fwd},
                                  {"nn_ln_bwd", l_ln_bwd},     {"nn_ln_wgrad", l_ln_wgrad},
-                                 {"nn_ln_jvp", l_ln_jvp},
+                                 {"nn_ln_jvp", l_ln_jvp},     {"nn_softmax", l_softmax},
                                  {"nn_path", l_nn_path},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);

@@ -18,6 +18,8 @@ return {
   ["mf.cat"] = "mf.cat(list[, dim])\n  Concatenates tensors along an existing dim (default 1).",
   ["mf.where"] = "mf.where(cond, a, b)\n  Elementwise a where cond is non-zero, else b.",
   ["mf.matmul"] = "mf.matmul(a, b)\n  Matrix product (batched over leading dims) through CLBlast.",
+  ["mf.softmax"] = "mf.softmax(x[, dim])\n  e^x / sum e^x over dim (default the last), the max subtracted first (stable); f32 or f64, differentiable in both modes. Also t:softmax(dim).",
+  ["mf.log_softmax"] = "mf.log_softmax(x[, dim])\n  x - max - log sum e^(x - max) over dim (default the last); f32 or f64, differentiable in both modes. Also t:log_softmax(dim).",
   ["mf.is_tensor"] = "mf.is_tensor(x)\n  true when x is a moonflow tensor.",
   ["mf.set_memory_limit"] = "mf.set_memory_limit(bytes | nil) -> previous limit\n  Caps the device memory pool (nil: the device's global memory).",
   -- random

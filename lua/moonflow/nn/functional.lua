@@ -42,7 +42,7 @@ function F.layer_norm(x, w, b, eps, c, act)
   return y
 end
 
-local acts = { silu = O.silu, gelu = O.gelu, relu = O.relu, tanh = O.tanh, sigmoid = O.sigmoid }
+local acts = { silu = O.silu, gelu = O.gelu, gelu_tanh = O.gelu_tanh, relu = O.relu, tanh = O.tanh, sigmoid = O.sigmoid }
 
 -- The same two layers composed from single ops (the reference the fused
 -- kernels are tested against).
@@ -82,7 +82,9 @@ function F.layer_norm_composite(x, w, b, eps)
 end
 
 F.silu = O.silu
-F.gelu = O.gelu
+F.gelu = O.gelu -- gelu(x) exact, gelu(x, "tanh") the approximation
+F.gelu_tanh = O.gelu_tanh
+F.softmax, F.log_softmax = O.softmax, O.log_softmax
 F.relu = O.relu
 F.tanh = O.tanh
 F.sigmoid = O.sigmoid
