@@ -73,7 +73,12 @@ return {
   ["mf.nn.VelocityMLP"] = "mf.nn.VelocityMLP{dim, hidden, depth, num_classes?, rngs}\n  The toy-data velocity network: net(x, t, cond) -> out.",
   ["mf.nn.TimestepEmbedding"] = "mf.nn.TimestepEmbedding(dim, {freq_dim = 256})\n  Sinusoidal features of t through a two-layer MLP.",
   ["mf.nn.Module"] = "mf.nn.Module\n  The base: parameters, named_parameters, flat_parameters, train/eval, state_dict.",
-  ["mf.nn.functional"] = "mf.nn.functional\n  Stateless layers: linear, layer_norm, activations.",
+  ["mf.nn.functional"] = "mf.nn.functional (also mf.nn.F)\n  Stateless layers: linear, layer_norm, activations (gelu(x, \"tanh\")), softmax, log_softmax, attention, patchify, unpatchify, pos_embed_2d, modulate, layer_norm_modulate.",
+  ["mf.nn.F.patchify"] = "mf.nn.F.patchify(x, p)\n  Images {B, C, H, W} to tokens {B, (H/p)(W/p), p p C}, DiT's order: token i (W/p) + j holds x[b, c, i p + u, j p + v] at feature (u p + v) C + c.",
+  ["mf.nn.F.unpatchify"] = "mf.nn.F.unpatchify(tokens, p, C, H, W)\n  The inverse of patchify: tokens {B, (H/p)(W/p), p p C} to {B, C, H, W}.",
+  ["mf.nn.F.pos_embed_2d"] = "mf.nn.F.pos_embed_2d(dim, grid_h[, grid_w[, dtype]])\n  Fixed 2-D sine-cosine position embeddings {grid_h grid_w, dim} (MAE/DiT): first half the column, second half the row.",
+  ["mf.nn.F.modulate"] = "mf.nn.F.modulate(x, shift, scale)\n  adaLN: x (1 + scale) + shift for x {B, N, D}, shift and scale {B, D} broadcast over the tokens.",
+  ["mf.nn.F.layer_norm_modulate"] = "mf.nn.F.layer_norm_modulate(x, shift, scale[, eps = 1e-6])\n  modulate(LayerNorm(x) without affine, shift, scale).",
   -- interfaces
   ["mf.interfaces"] = "mf.interfaces\n  Diffusion / flow-matching interfaces (diffuse_nnx): SiT, EDM, MeanFlow, REPA. Each wraps a network and defines the path, the preconditioning, the score and loss(batch).",
   ["mf.interfaces.SiT"] = "mf.interfaces.SiT{network, train_time_dist_type, t_shift_base, rngs, ...}\n  Flow matching on x_t = (1 - t) x + t n; loss(batch) -> {loss = per-sample losses, ...}.",

@@ -119,5 +119,10 @@ function F.dropout(x, p, g)
   return O.mul(x, core.binary("mul", keep, 1 / (1 - p)))
 end
 
+-- DiT's ops: patchify, unpatchify, pos_embed_2d, modulate, layer_norm_modulate
+for k, v in pairs(require "moonflow.nn.patch") do
+  if k ~= "pos_embed_2d_table" then F[k] = v end
+end
+
 F.is_tensor = A.is_tensor
 return F
