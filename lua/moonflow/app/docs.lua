@@ -74,6 +74,7 @@ return {
   ["mf.nn.TimestepEmbedding"] = "mf.nn.TimestepEmbedding(dim, {freq_dim = 256})\n  Sinusoidal features of t through a two-layer MLP.",
   ["mf.nn.Module"] = "mf.nn.Module\n  The base: parameters, named_parameters, flat_parameters, train/eval, state_dict.",
   ["mf.nn.functional"] = "mf.nn.functional (also mf.nn.F)\n  Stateless layers: linear, layer_norm, activations (gelu(x, \"tanh\")), softmax, log_softmax, attention, patchify, unpatchify, pos_embed_2d, modulate, layer_norm_modulate.",
+  ["mf.nn.F.attention"] = "mf.nn.F.attention(q, k, v[, {scale = 1/sqrt(d)}])\n  softmax(q k^T scale) v for q {B, heads, N, d}, k {B, heads, M, d}, v {B, heads, M, e}: one op with exact vjp and jvp (the scores materialized).",
   ["mf.nn.F.patchify"] = "mf.nn.F.patchify(x, p)\n  Images {B, C, H, W} to tokens {B, (H/p)(W/p), p p C}, DiT's order: token i (W/p) + j holds x[b, c, i p + u, j p + v] at feature (u p + v) C + c.",
   ["mf.nn.F.unpatchify"] = "mf.nn.F.unpatchify(tokens, p, C, H, W)\n  The inverse of patchify: tokens {B, (H/p)(W/p), p p C} to {B, C, H, W}.",
   ["mf.nn.F.pos_embed_2d"] = "mf.nn.F.pos_embed_2d(dim, grid_h[, grid_w[, dtype]])\n  Fixed 2-D sine-cosine position embeddings {grid_h grid_w, dim} (MAE/DiT): first half the column, second half the row.",

@@ -124,5 +124,8 @@ for k, v in pairs(require "moonflow.nn.patch") do
   if k ~= "pos_embed_2d_table" then F[k] = v end
 end
 
+-- softmax(q k^T scale) v as one op (nn/attention.lua)
+F.attention = require("moonflow.nn.attention").attention
+
 F.is_tensor = A.is_tensor
 return F
