@@ -150,11 +150,34 @@ describe("adaLN modulation", function()
     end
   end)
 
+  it("the fused layer_norm_modulate equals the composite (f32, DiT-like rows), and its derivatives too", function()
+    local g = mf.Generator(8)
+    local x, sh, sc = g:normal({ 4, 7, 40 }), g:normal({ 4, 40 }), g:normal({ 4, 40 })
+    H.close(F.layer_norm_modulate(x, sh, sc):tolist(), F.layer_norm_modulate_composite(x, sh, sc):tolist(),
+      1e-5, 1e-5, "fused vs composite")
+    local w = g:normal({ 4, 7, 40 }, { dtype = "f64" })
+    local got = {}
+    for i, fn in ipairs { F.layer_norm_modulate, F.layer_norm_modulate_composite } do
+      local a, b, c = x:to("f64"):requires_grad(), sh:to("f64"):requires_grad(), sc:to("f64"):requires_grad()
+      fn(a, b, c):backward(w)
+      local _, t = mf.autograd.jvp(fn, { x:to("f64"), sh:to("f64"), sc:to("f64") }, { w, sh:to("f64"), w:narrow(2, 1, 1):reshape({ 4, 40 }) })
+      got[i] = { a.grad:tolist(), b.grad:tolist(), c.grad:tolist(), t:tolist() }
+    end
+    for j, what in ipairs { "gx", "gshift", "gscale", "jvp" } do H.close(got[1][j], got[2][j], 1e-11, 1e-12, what) end
+  end)
+
   it("both are differentiable in x, shift and scale (both modes)", function()
     G.check("modulate", function(x, sh, sc) return F.modulate(x, sh, sc) end,
       { { { B, N, D } }, { { B, D } }, { { B, D } } })
     G.check("layer_norm_modulate", function(x, sh, sc) return F.layer_norm_modulate(x, sh, sc) end,
       { { { B, N, D } }, { { B, D } }, { { B, D } } }, { rtol = 1e-5, atol = 1e-7 })
+    G.check("layer_norm_modulate_composite", function(x, sh, sc) return F.layer_norm_modulate_composite(x, sh, sc) end,
+      { { { B, N, D } }, { { B, D } }, { { B, D } } }, { rtol = 1e-5, atol = 1e-7 })
+    -- a tangent in x alone, in shift alone (the kernel's flags)
+    local x0 = mf.tensor(vals({ B, N, D }, 9), "f64")
+    G.check("lnm in shift", function(sh) return F.layer_norm_modulate(x0, sh, sh * 2) end, { { { B, D } } })
+    local s0 = mf.tensor(vals({ B, D }, 10), "f64")
+    G.check("lnm in x", function(x) return F.layer_norm_modulate(x, s0, s0) end, { { { B, N, D } } }, { rtol = 1e-5, atol = 1e-7 })
   end)
 
   it("rejects shift and scale of the wrong shape", function()

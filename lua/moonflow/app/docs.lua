@@ -79,7 +79,7 @@ return {
   ["mf.nn.F.unpatchify"] = "mf.nn.F.unpatchify(tokens, p, C, H, W)\n  The inverse of patchify: tokens {B, (H/p)(W/p), p p C} to {B, C, H, W}.",
   ["mf.nn.F.pos_embed_2d"] = "mf.nn.F.pos_embed_2d(dim, grid_h[, grid_w[, dtype]])\n  Fixed 2-D sine-cosine position embeddings {grid_h grid_w, dim} (MAE/DiT): first half the column, second half the row.",
   ["mf.nn.F.modulate"] = "mf.nn.F.modulate(x, shift, scale)\n  adaLN: x (1 + scale) + shift for x {B, N, D}, shift and scale {B, D} broadcast over the tokens.",
-  ["mf.nn.F.layer_norm_modulate"] = "mf.nn.F.layer_norm_modulate(x, shift, scale[, eps = 1e-6])\n  modulate(LayerNorm(x) without affine, shift, scale).",
+  ["mf.nn.F.layer_norm_modulate"] = "mf.nn.F.layer_norm_modulate(x, shift, scale[, eps = 1e-6])\n  modulate(LayerNorm(x) without affine, shift, scale) in one row kernel (forward, vjp and jvp fused); layer_norm_modulate_composite is the same from single ops.",
   -- interfaces
   ["mf.interfaces"] = "mf.interfaces\n  Diffusion / flow-matching interfaces (diffuse_nnx): SiT, EDM, MeanFlow, REPA. Each wraps a network and defines the path, the preconditioning, the score and loss(batch).",
   ["mf.interfaces.SiT"] = "mf.interfaces.SiT{network, train_time_dist_type, t_shift_base, rngs, ...}\n  Flow matching on x_t = (1 - t) x + t n; loss(batch) -> {loss = per-sample losses, ...}.",

@@ -123,15 +123,57 @@ function P.modulate(x, shift, scale)
   return O.add(O.mul(x, O.add(sc, 1)), sh)
 end
 
--- modulate(LayerNorm(x) without affine, shift, scale); LayerNorm is the
--- fused row kernel (nn/fused.lua), the modulation two broadcast kernels;
--- eps 1e-6 by default (DiT's)
-function P.layer_norm_modulate(x, shift, scale, eps)
-  local sh, sc = check_x("layer_norm_modulate", x, shift, scale)
+-- modulate(LayerNorm(x) without affine, shift, scale), composed: the fused
+-- LayerNorm row kernel (nn/fused.lua), then two broadcast kernels (the
+-- reference the fused op below is tested against); eps 1e-6 by default (DiT's)
+function P.layer_norm_modulate_composite(x, shift, scale, eps)
+  local sh, sc = check_x("layer_norm_modulate_composite", x, shift, scale)
   local s = x:shape()
   local x2 = O.reshape(O.contiguous(x), { s[1] * s[2], s[3] })
   local xn = O.reshape(Fz.layer_norm(x2, nil, nil, nil, eps or 1e-6, nil), s)
   return O.add(O.mul(xn, O.add(sc, 1)), sh)
+end
+
+-- The same in one kernel per row (cl/nn.cl, lnm_*), xh = (x - mu) rstd:
+--   y = xh (1 + scale[b]) + shift[b]
+--   vjp: u = g (1 + scale[b]), gx = rstd (u - mean u - xh mean(u xh)),
+--        gshift[b] = sum_n g, gscale[b] = sum_n g xh
+--   jvp: ty = txh (1 + scale[b]) + xh tscale[b] + tshift[b],
+--        txh = rstd (tx - mean tx - xh mean(tx xh))
+local packed = O.packed
+local lnm = O.def("layer_norm_modulate", {
+  forward = function(ctx, x, shift, scale, eps)
+    local s = x:shape()
+    local x2 = core.reshape(packed(x), { s[1] * s[2], s[3] })
+    local sc = packed(scale)
+    local y, mean, rstd = core.nn_lnm_fwd(x2, packed(shift), sc, s[2], eps)
+    ctx.x2, ctx.sc, ctx.mean, ctx.rstd, ctx.shape = x2, sc, mean, rstd, s
+    return core.reshape(y, s)
+  end,
+  vjp = function(ctx, g)
+    local gx, gsh, gsc = core.nn_lnm_bwd(packed(g), ctx.x2, ctx.mean, ctx.rstd, ctx.sc, ctx.shape[2])
+    return core.reshape(gx, ctx.shape), gsh, gsc
+  end,
+  jvp = function(ctx, tx, tsh, tsc)
+    local s = ctx.shape
+    local ty = core.nn_lnm_jvp(tx and core.reshape(packed(tx), { s[1] * s[2], s[3] }), tsh and packed(tsh),
+      tsc and packed(tsc), ctx.x2, ctx.mean, ctx.rstd, ctx.sc, s[2])
+    return core.reshape(ty, s)
+  end,
+})
+
+function P.layer_norm_modulate(x, shift, scale, eps)
+  check_x("layer_norm_modulate", x, shift, scale)
+  local dt = core.dtype(x)
+  if core.dtype(shift) ~= dt or core.dtype(scale) ~= dt then
+    error(("moonflow.nn.F.layer_norm_modulate: x, shift, scale must share a dtype, got %s, %s, %s")
+      :format(dt, core.dtype(shift), core.dtype(scale)), 2)
+  end
+  eps = eps or 1e-6
+  if type(eps) ~= "number" or not (eps >= 0) then
+    error(("moonflow.nn.F.layer_norm_modulate: eps must be a number >= 0, got %s"):format(tostring(eps)), 2)
+  end
+  return A.apply(lnm, x, shift, scale, eps)
 end
 
 return P
