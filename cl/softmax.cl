@@ -1,9 +1,11 @@
 /* Softmax over the last dim of a contiguous [rows, cols] block, one kernel
-   per mode (MF_SOFTMAX_MODES of src/kernel_names.h): sm_<mode>_<dtype>.
-   A work-item takes a run of rows (mf_run) and walks each row in 16-lane
-   vectors (PoCL vectorizes exp so); the rows are independent, so the kernel
-   is correct on any device. A GPU shape (a work-group per row, as nnwg_* of
-   nn.cl) would go beside it.
+   per mode (MF_SOFTMAX_MODES of src/kernel_names.h), in the two shapes of
+   nn.cl (the launcher picks by device type; core.nn_path forces either):
+   run (sm_<mode>_<dtype>, CPUs): a work-item takes a run of rows (mf_run)
+     and walks each row in 16-lane vectors (PoCL vectorizes exp so);
+   work-group (smwg_<mode>_<dtype>, GPUs): a work-group of NN_WG items per
+     row, item l taking columns l, l + NN_WG, ..., sums and maxima reduced
+     in local memory (nn_wsum of nn.cl, sm_wmax here).
    out, a, b: forward a = x (b unused); derivatives a = g or t, b = y. */
 #define SM_ROWS(r, rows) for (int r##_hi = mf_run(rows).y, r = mf_run(rows).x; r < r##_hi; ++r)
 
@@ -80,6 +82,52 @@
     }                                                                          \
   }
 
+/* ... and the work-group shape: the same formulas, one row per group */
+#define SMWG_COLS for (int k = l; k < cols; k += NN_WG)
+#define SMWG_BODY_softmax(T, suf)                                              \
+  T m = -INFINITY, s = (T)0;                                                   \
+  SMWG_COLS m = fmax(m, ar[k]);                                                \
+  m = sm_wmax_##suf(red, m, l);                                                \
+  SMWG_COLS { T e = exp(ar[k] - m); orow[k] = e; s += e; }                     \
+  T q = (T)1 / nn_wsum_##suf(red, s, l);                                       \
+  SMWG_COLS orow[k] *= q;
+#define SMWG_BODY_log_softmax(T, suf)                                          \
+  T m = -INFINITY, s = (T)0;                                                   \
+  SMWG_COLS m = fmax(m, ar[k]);                                                \
+  m = sm_wmax_##suf(red, m, l);                                                \
+  SMWG_COLS s += exp(ar[k] - m);                                               \
+  T c = m + log(nn_wsum_##suf(red, s, l));                                     \
+  SMWG_COLS orow[k] = ar[k] - c;
+#define SMWG_BODY_softmax_d(T, suf)                                            \
+  T s = (T)0;                                                                  \
+  SMWG_COLS s += ar[k] * br[k];                                                \
+  s = nn_wsum_##suf(red, s, l);                                                \
+  SMWG_COLS orow[k] = br[k] * (ar[k] - s);
+#define SMWG_BODY_log_softmax_vjp(T, suf)                                      \
+  T s = (T)0;                                                                  \
+  SMWG_COLS s += ar[k];                                                        \
+  s = nn_wsum_##suf(red, s, l);                                                \
+  SMWG_COLS orow[k] = ar[k] - exp(br[k]) * s;
+#define SMWG_BODY_log_softmax_jvp(T, suf)                                      \
+  T s = (T)0;                                                                  \
+  SMWG_COLS s += exp(br[k]) * ar[k];                                           \
+  s = nn_wsum_##suf(red, s, l);                                                \
+  SMWG_COLS orow[k] = ar[k] - s;
+
+#define MF_SMWG_KERNEL(mode, T, suf)                                           \
+  kernel __attribute__((reqd_work_group_size(NN_WG, 1, 1)))                    \
+  void smwg_##mode##_##suf(global T *out, global const T *a,                   \
+                           global const T *b, int rows, int cols) {            \
+    local T red[NN_WG];                                                        \
+    int l = get_local_id(0);                                                   \
+    long base = (long)get_group_id(0) * cols;                                  \
+    global const T *ar = a + base, *br = b + base;                             \
+    global T *orow = out + base;                                               \
+    (void)rows; /* one work-group per row */                                   \
+    (void)br;                                                                  \
+    SMWG_BODY_##mode(T, suf)                                                   \
+  }
+
 #define MF_SM(T, suf)                                                          \
   inline T sm_hsum_##suf(T##16 v) {                                            \
     T##8 a = v.lo + v.hi;                                                      \
@@ -93,7 +141,19 @@
     T##2 c = fmax(b.lo, b.hi);                                                 \
     return fmax(c.x, c.y);                                                     \
   }                                                                            \
-  MF_SOFTMAX_MODES(MF_SM_KERNEL, T, suf)
+  /* max of v over the work-group, returned to every item */                 \
+  inline T sm_wmax_##suf(local T *red, T v, int l) {                           \
+    barrier(CLK_LOCAL_MEM_FENCE);                                              \
+    red[l] = v;                                                                \
+    barrier(CLK_LOCAL_MEM_FENCE);                                              \
+    for (int s = NN_WG / 2; s > 0; s >>= 1) {                                  \
+      if (l < s) red[l] = fmax(red[l], red[l + s]);                            \
+      barrier(CLK_LOCAL_MEM_FENCE);                                            \
+    }                                                                          \
+    return red[0];                                                             \
+  }                                                                            \
+  MF_SOFTMAX_MODES(MF_SM_KERNEL, T, suf)                                       \
+  MF_SOFTMAX_MODES(MF_SMWG_KERNEL, T, suf)
 
 MF_SM(float, f32)
 #ifdef MF_FP64

@@ -392,14 +392,14 @@ int mf_nn_softmax(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, enum m
     return -1;
   argl k;
   char prefix[48];
-  snprintf(prefix, sizeof prefix, "sm_%s", sm_names[mode]);
+  snprintf(prefix, sizeof prefix, "%s_%s", is_gpu() ? "smwg" : "sm", sm_names[mode]);
   if (start(&k, prefix, dt) || fresh(out, a)) return -1;
   a_mem(&k, out);
   a_mem(&k, a);
   a_mem(&k, fwd ? a : b);
   a_int(&k, rows);
   a_int(&k, cols);
-  if (k.err || launch_runs(k.k, rows, cols)) {
+  if (k.err || (is_gpu() ? launch_rows(k.k, rows, cols) : launch_runs(k.k, rows, cols))) {
     mf_tensor_free(out);
     return -1;
   }

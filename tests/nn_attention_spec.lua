@@ -98,6 +98,29 @@ describe("attention", function()
     for j, what in ipairs { "dq", "dk", "dv", "jvp" } do H.close(grads[1][j], grads[2][j], 1e-12, 1e-13, what) end
   end)
 
+  it("the CPU (row runs) and GPU (work-group) kernel shapes agree, in both modes", function()
+    local q, k, v = rand({ 1, 2, 5, 4 }, 14, "f64"), rand({ 1, 2, 80, 4 }, 15, "f64"), rand({ 1, 2, 80, 3 }, 16, "f64")
+    local w = rand({ 1, 2, 5, 3 }, 17, "f64")
+    local want = H.flatten(attention_lua(q:totable(), k:totable(), v:totable(), 0.5))
+    local got = {}
+    for i, path in ipairs { "run", "wg" } do
+      local prev = mf.core.nn_path(path)
+      local ok, err = pcall(function()
+        local a, b, c = q:clone():requires_grad(), k:clone():requires_grad(), v:clone():requires_grad()
+        local o = F.attention(a, b, c)
+        H.close(o:tolist(), want, 1e-13, 1e-13, path)
+        o:backward(w)
+        local _, t = mf.autograd.jvp(F.attention, { q, k, v }, { q * 0.5, k * -1, v * 2 })
+        got[i] = { a.grad:tolist(), b.grad:tolist(), c.grad:tolist(), t:tolist() }
+        G.check("attention " .. path, function(x, y, z) return F.attention(x, y, z) end,
+          { { { 1, 1, 2, 3 } }, { { 1, 1, 70, 3 } }, { { 1, 1, 70, 2 } } })
+      end)
+      mf.core.nn_path(prev)
+      if not ok then error(err, 0) end
+    end
+    for j, what in ipairs { "dq", "dk", "dv", "jvp" } do H.close(got[1][j], got[2][j], 1e-13, 1e-14, what) end
+  end)
+
   it("rejects mismatched shapes and dtypes", function()
     local q = mf.zeros({ 1, 2, 3, 4 })
     assert.has_error(function() F.attention(q, mf.zeros({ 1, 2, 5, 3 }), mf.zeros({ 1, 2, 5, 3 })) end,

@@ -82,6 +82,31 @@ describe("softmax", function()
   end)
 end)
 
+-- Both kernel shapes (row runs for CPUs, a work-group per row for GPUs) run
+-- on any device: each against the closed form and finite differences, with
+-- rows shorter and longer than a group's 64 items.
+describe("softmax in both kernel shapes", function()
+  for _, path in ipairs { "run", "wg" } do
+    it(path, function()
+      local prev = mf.core.nn_path(path)
+      local ok, err = pcall(function()
+        for _, cols in ipairs { 5, 100 } do
+          local rows = H.rand_table({ 7, cols }, cols + 1, -3, 3)
+          local x = mf.tensor(rows, "f64")
+          H.close(H.flatten(x:softmax():totable()), H.flatten(softmax_rows(rows)), 1e-13, 1e-14, path)
+          H.close(H.flatten(x:log_softmax():totable()), H.flatten(softmax_rows(rows, true)), 1e-13, 1e-13, path)
+        end
+        local big = mf.tensor({ { 1000, 1001, 1002 } }, "f32")
+        assert.is_true(math.abs(big:softmax():tolist()[3] - 0.66524096) < 1e-6)
+        G.check("softmax " .. path, function(x) return x:softmax() * x end, { { { 2, 70 }, lo = -2, hi = 2 } })
+        G.check("log_softmax " .. path, function(x) return x:log_softmax() * x end, { { { 2, 70 }, lo = -2, hi = 2 } })
+      end)
+      mf.core.nn_path(prev)
+      if not ok then error(err, 0) end
+    end)
+  end
+end)
+
 describe("gelu tanh approximation", function()
   local c = math.sqrt(2 / math.pi)
   local function gt(x) return 0.5 * x * (1 + math.tanh(c * (x + 0.044715 * x ^ 3))) end
