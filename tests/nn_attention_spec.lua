@@ -121,6 +121,20 @@ describe("attention", function()
     for j, what in ipairs { "dq", "dk", "dv", "jvp" } do H.close(got[1][j], got[2][j], 1e-13, 1e-14, what) end
   end)
 
+  it("takes views: the heads split of one qkv projection {B, N, 3 h d} (both modes)", function()
+    local function split(x) -- {1, 4, 12} -> q, k, v {1, h = 2, 4, 2}
+      local y = x:reshape({ 1, 4, 3, 2, 2 }):permute({ 3, 1, 4, 2, 5 }) -- {3, 1, 2, 4, 2}
+      local parts = {}
+      for i = 1, 3 do parts[i] = y:narrow(1, i, 1):reshape({ 1, 2, 4, 2 }) end
+      return table.unpack(parts)
+    end
+    G.check("attention of a qkv split", function(x) return F.attention(split(x)) end, { { { 1, 4, 12 } } })
+    local x = rand({ 1, 4, 12 }, 18, "f64")
+    local q, k, v = split(x)
+    H.close(F.attention(q, k, v):tolist(), H.flatten(attention_lua(q:totable(), k:totable(), v:totable(), 1 / math.sqrt(2))),
+      1e-13, 1e-13, "views")
+  end)
+
   it("rejects mismatched shapes and dtypes", function()
     local q = mf.zeros({ 1, 2, 3, 4 })
     assert.has_error(function() F.attention(q, mf.zeros({ 1, 2, 5, 3 }), mf.zeros({ 1, 2, 5, 3 })) end,
