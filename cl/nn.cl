@@ -422,3 +422,143 @@ MF_NN(float, f32)
 #ifdef MF_FP64
 MF_NN(double, f64)
 #endif
+
+/* LayerNorm (no affine) with adaLN modulation, over rows of x {B N, cols}:
+   row r belongs to sample b = r / N, whose shift and scale rows (sh, sc,
+   {B, cols}) are shared by its N tokens.
+     xh = (x - mu) rstd,  y = xh (1 + sc[b]) + sh[b]
+   One shape on every device: a work-item takes a run of rows (mf_run), rows
+   walked in 16-lane vectors (LNM_VEC) and a scalar tail (LNM_TAIL). */
+#define LNM_VEC for (k = 0; k + 16 <= cols; k += 16)
+#define LNM_TAIL for (; k < cols; ++k)
+#define MF_LNM(T, suf)                                                         \
+  kernel void lnm_fwd_##suf(global T *y, global T *mean, global T *rstd,       \
+                            global const T *x, global const T *sh,             \
+                            global const T *sc, int rows, int cols, int N,     \
+                            T eps) {                                           \
+    NN_ROWS(row, rows) {                                                       \
+      long base = (long)row * cols, sb = (long)(row / N) * cols;               \
+      global const T *xr = x + base, *shr = sh + sb, *scr = sc + sb;           \
+      global T *yr = y + base;                                                 \
+      T##16 s16 = (T)0, v16 = (T)0;                                            \
+      T s = (T)0, v = (T)0;                                                    \
+      int k;                                                                   \
+      LNM_VEC s16 += vload16(0, xr + k);                                       \
+      LNM_TAIL s += xr[k];                                                     \
+      T mu = (s + nn_hsum_##suf(s16)) / cols;                                  \
+      LNM_VEC { T##16 d = vload16(0, xr + k) - mu; v16 += d * d; }             \
+      LNM_TAIL { T d = xr[k] - mu; v += d * d; }                               \
+      T rs = rsqrt((v + nn_hsum_##suf(v16)) / cols + eps);                     \
+      mean[row] = mu;                                                          \
+      rstd[row] = rs;                                                          \
+      LNM_VEC vstore16((vload16(0, xr + k) - mu) * rs *                        \
+                       ((T)1 + vload16(0, scr + k)) + vload16(0, shr + k),     \
+                       0, yr + k);                                             \
+      LNM_TAIL yr[k] = (xr[k] - mu) * rs * ((T)1 + scr[k]) + shr[k];           \
+    }                                                                          \
+  }                                                                            \
+  /* gx = rstd (u - mean u - xh mean(u xh)), u = g (1 + sc[b]) */             \
+  kernel void lnm_bwd_##suf(global T *gx, global const T *g,                   \
+                            global const T *x, global const T *mean,           \
+                            global const T *rstd, global const T *sc,          \
+                            int rows, int cols, int N) {                       \
+    NN_ROWS(row, rows) {                                                       \
+      long base = (long)row * cols, sb = (long)(row / N) * cols;               \
+      global const T *xr = x + base, *gr = g + base, *scr = sc + sb;           \
+      global T *gxr = gx + base;                                               \
+      T mu = mean[row], rs = rstd[row], su = (T)0, sux = (T)0;                 \
+      T##16 su16 = (T)0, sx16 = (T)0;                                          \
+      int k;                                                                   \
+      LNM_VEC {                                                                \
+        T##16 u = vload16(0, gr + k) * ((T)1 + vload16(0, scr + k));           \
+        su16 += u;                                                             \
+        sx16 += u * (vload16(0, xr + k) - mu) * rs;                            \
+      }                                                                        \
+      LNM_TAIL {                                                               \
+        T u = gr[k] * ((T)1 + scr[k]);                                         \
+        su += u;                                                               \
+        sux += u * (xr[k] - mu) * rs;                                          \
+      }                                                                        \
+      su = (su + nn_hsum_##suf(su16)) / cols;                                  \
+      sux = (sux + nn_hsum_##suf(sx16)) / cols;                                \
+      LNM_VEC {                                                                \
+        T##16 u = vload16(0, gr + k) * ((T)1 + vload16(0, scr + k));           \
+        vstore16(rs * (u - su - (vload16(0, xr + k) - mu) * rs * sux), 0,      \
+                 gxr + k);                                                     \
+      }                                                                        \
+      LNM_TAIL {                                                               \
+        T u = gr[k] * ((T)1 + scr[k]);                                         \
+        gxr[k] = rs * (u - su - (xr[k] - mu) * rs * sux);                      \
+      }                                                                        \
+    }                                                                          \
+  }                                                                            \
+  /* per sample b (a work-item each): gsh[b] = sum_n g, gsc[b] = sum_n g xh */ \
+  kernel void lnm_wgrad_##suf(global T *gsh, global T *gsc,                    \
+                              global const T *g, global const T *x,            \
+                              global const T *mean, global const T *rstd,      \
+                              int B, int cols, int N) {                        \
+    for (int b = get_global_id(0); b < B; b += get_global_size(0)) {           \
+      global T *pb = gsh + (long)b * cols, *pw = gsc + (long)b * cols;         \
+      int k;                                                                   \
+      for (k = 0; k < cols; ++k) { pb[k] = (T)0; pw[k] = (T)0; }               \
+      for (int r = b * N; r < (b + 1) * N; ++r) {                              \
+        global const T *gr = g + (long)r * cols, *xr = x + (long)r * cols;     \
+        T mu = mean[r], rs = rstd[r];                                          \
+        LNM_VEC {                                                              \
+          T##16 q = vload16(0, gr + k);                                        \
+          vstore16(vload16(0, pb + k) + q, 0, pb + k);                         \
+          vstore16(vload16(0, pw + k) + q * (vload16(0, xr + k) - mu) * rs, 0, \
+                   pw + k);                                                    \
+        }                                                                      \
+        LNM_TAIL { pb[k] += gr[k]; pw[k] += gr[k] * (xr[k] - mu) * rs; }       \
+      }                                                                        \
+    }                                                                          \
+  }                                                                            \
+  /* ty = txh (1 + sc[b]) + xh tsc[b] + tsh[b],                                \
+     txh = rstd (tx - mean tx - xh mean(tx xh)); flags: 1 tx, 2 tsh, 4 tsc */  \
+  kernel void lnm_jvp_##suf(global T *ty, global const T *tx,                  \
+                            global const T *tsh, global const T *tsc,          \
+                            global const T *x, global const T *mean,           \
+                            global const T *rstd, global const T *sc,          \
+                            int rows, int cols, int N, int flags) {            \
+    NN_ROWS(row, rows) {                                                       \
+      long base = (long)row * cols, sb = (long)(row / N) * cols;               \
+      global const T *xr = x + base, *tr = tx + base, *scr = sc + sb;          \
+      global const T *thr = tsh + sb, *tcr = tsc + sb;                         \
+      global T *yr = ty + base;                                                \
+      T mu = mean[row], rs = rstd[row], m1 = (T)0, m2 = (T)0;                  \
+      int k = 0;                                                               \
+      if (flags & 1) {                                                         \
+        T##16 s1 = (T)0, s2 = (T)0;                                            \
+        LNM_VEC {                                                              \
+          T##16 t = vload16(0, tr + k);                                        \
+          s1 += t;                                                             \
+          s2 += t * (vload16(0, xr + k) - mu) * rs;                            \
+        }                                                                      \
+        LNM_TAIL { m1 += tr[k]; m2 += tr[k] * (xr[k] - mu) * rs; }             \
+        m1 = (m1 + nn_hsum_##suf(s1)) / cols;                                  \
+        m2 = (m2 + nn_hsum_##suf(s2)) / cols;                                  \
+      }                                                                        \
+      LNM_VEC {                                                                \
+        T##16 xh = (vload16(0, xr + k) - mu) * rs, t = (T)0;                   \
+        if (flags & 1)                                                         \
+          t = rs * (vload16(0, tr + k) - m1 - xh * m2) *                       \
+              ((T)1 + vload16(0, scr + k));                                    \
+        if (flags & 2) t += vload16(0, thr + k);                               \
+        if (flags & 4) t += xh * vload16(0, tcr + k);                          \
+        vstore16(t, 0, yr + k);                                                \
+      }                                                                        \
+      LNM_TAIL {                                                               \
+        T xh = (xr[k] - mu) * rs, t = (T)0;                                    \
+        if (flags & 1) t = rs * (tr[k] - m1 - xh * m2) * ((T)1 + scr[k]);      \
+        if (flags & 2) t += thr[k];                                            \
+        if (flags & 4) t += xh * tcr[k];                                       \
+        yr[k] = t;                                                             \
+      }                                                                        \
+    }                                                                          \
+  }
+
+MF_LNM(float, f32)
+#ifdef MF_FP64
+MF_LNM(double, f64)
+#endif

@@ -13,10 +13,19 @@
   X(sin, A, B) X(cos, A, B) X(tanh, A, B) X(erf, A, B) X(sigmoid, A, B)        \
   X(silu, A, B) X(gelu, A, B) X(relu, A, B) X(abs, A, B) X(square, A, B)       \
   X(sign, A, B) X(recip, A, B) X(floor, A, B) X(silu_grad, A, B)               \
-  X(gelu_grad, A, B)
+  X(gelu_grad, A, B) X(gelu_tanh, A, B) X(gelu_tanh_grad, A, B)
 
 /* activations compiled into the fused layer kernels (cl/nn.cl) */
-#define MF_ACTIVATIONS(X, A, B) X(none, A, B) X(silu, A, B) X(gelu, A, B) X(relu, A, B) X(tanh, A, B)
+#define MF_ACTIVATIONS(X, A, B)                                                \
+  X(none, A, B) X(silu, A, B) X(gelu, A, B) X(relu, A, B) X(tanh, A, B)        \
+  X(gelu_tanh, A, B)
+
+/* softmax row kernels' modes (cl/softmax.cl): the forward of softmax or
+   log_softmax; the derivative of softmax (its Jacobian is symmetric: vjp and
+   jvp are one formula), of log_softmax in reverse and in forward mode */
+#define MF_SOFTMAX_MODES(X, A, B)                                              \
+  X(softmax, A, B) X(log_softmax, A, B) X(softmax_d, A, B)                     \
+  X(log_softmax_vjp, A, B) X(log_softmax_jvp, A, B)
 
 /* diff_coef: coefficient functions of t or sigma (cl/diffusion.cl) */
 #define MF_COEFS(X, A, B)                                                      \
@@ -46,6 +55,7 @@ enum mf_coef { MF_COEFS(MF_ENUM_ITEM, MF_COEF_, _) MF_COEF_COUNT };
 enum mf_rf_op { MF_RF_OPS(MF_ENUM_ITEM, MF_RF_, _) MF_RF_COUNT };
 enum mf_nt_kind { MF_NT_KINDS(MF_ENUM_ITEM, MF_NT_, _) MF_NT_COUNT };
 enum mf_rowred_mode { MF_ROWRED_MODES(MF_ENUM_ITEM, MF_ROWRED_, _) MF_ROWRED_COUNT };
+enum mf_softmax_mode { MF_SOFTMAX_MODES(MF_ENUM_ITEM, MF_SOFTMAX_, _) MF_SOFTMAX_COUNT };
 enum mf_oracle_field { MF_ORACLE_FIELDS(MF_ENUM_ITEM, MF_FIELD_, _) MF_FIELD_COUNT };
 
 #endif

@@ -370,3 +370,163 @@ int mf_nn_ln_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tc, const 
   }
   return 0;
 }
+
+/* row kernels with one shape on every device: runs of rows per work-item */
+static int launch_runs(cl_kernel k, int rows, int cols) {
+  if (!rows) return 0;
+  size_t g = mf_grid((size_t)rows * (size_t)(cols > 0 ? cols : 1));
+  return mf_launch(k, g < (size_t)rows ? g : (size_t)rows, 0);
+}
+
+#define SM_NAME(name, A, B) #name,
+static const char *const sm_names[] = {MF_SOFTMAX_MODES(SM_NAME, _, _)};
+
+int mf_nn_softmax(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, enum mf_softmax_mode mode) {
+  int rows, cols;
+  rows_cols(a, &rows, &cols);
+  mf_dtype dt = a->dtype;
+  if ((int)mode < 0 || mode >= MF_SOFTMAX_COUNT) return mf_fail("softmax: unknown mode %d", (int)mode);
+  int fwd = mode == MF_SOFTMAX_softmax || mode == MF_SOFTMAX_log_softmax;
+  if (dt != MF_F32 && dt != MF_F64) return mf_fail("softmax: dtype %s, expected f32 or f64", mf_dtype_name(dt));
+  if (need("softmax", "input", a, dt, mf_numel(a), 1) || (!fwd && need("softmax", "output", b, dt, mf_numel(a), 1)))
+    return -1;
+  argl k;
+  char prefix[48];
+  snprintf(prefix, sizeof prefix, "%s_%s", is_gpu() ? "smwg" : "sm", sm_names[mode]);
+  if (start(&k, prefix, dt) || fresh(out, a)) return -1;
+  a_mem(&k, out);
+  a_mem(&k, a);
+  a_mem(&k, fwd ? a : b);
+  a_int(&k, rows);
+  a_int(&k, cols);
+  if (k.err || (is_gpu() ? launch_rows(k.k, rows, cols) : launch_runs(k.k, rows, cols))) {
+    mf_tensor_free(out);
+    return -1;
+  }
+  return 0;
+}
+
+/* LayerNorm + adaLN modulation (cl/nn.cl, lnm_*): x {rows = B N, cols},
+   shift and scale {B, cols} */
+static int lnm_checks(const char *fn, const mf_tensor *x, const mf_tensor *sh, const mf_tensor *sc, int N, int *rows,
+                      int *cols) {
+  rows_cols(x, rows, cols);
+  mf_dtype dt = x->dtype;
+  if (dt != MF_F32 && dt != MF_F64) return mf_fail("%s: dtype %s, expected f32 or f64", fn, mf_dtype_name(dt));
+  if (N < 1 || *rows % N) return mf_fail("%s: %d rows are not a whole number of samples of %d tokens", fn, *rows, N);
+  int64_t per = (int64_t)(*rows / N) * *cols;
+  return need(fn, "input", x, dt, mf_numel(x), 1) || need(fn, "shift", sh, dt, per, 1) ||
+         need(fn, "scale", sc, dt, per, 1);
+}
+
+int mf_nn_lnm_fwd(mf_tensor *y, mf_tensor *mean, mf_tensor *rstd, const mf_tensor *x, const mf_tensor *sh,
+                  const mf_tensor *sc, int N, double eps) {
+  int rows, cols;
+  if (lnm_checks("layer_norm_modulate", x, sh, sc, N, &rows, &cols)) return -1;
+  argl a;
+  if (start(&a, "lnm_fwd", x->dtype)) return -1;
+  int64_t rs[1] = {rows};
+  if (fresh(y, x)) return -1;
+  if (mf_empty(mean, x->dtype, 1, rs)) { mf_tensor_free(y); return -1; }
+  if (mf_empty(rstd, x->dtype, 1, rs)) { mf_tensor_free(y); mf_tensor_free(mean); return -1; }
+  a_mem(&a, y);
+  a_mem(&a, mean);
+  a_mem(&a, rstd);
+  a_mem(&a, x);
+  a_mem(&a, sh);
+  a_mem(&a, sc);
+  a_int(&a, rows);
+  a_int(&a, cols);
+  a_int(&a, N);
+  a_real(&a, x->dtype, eps);
+  if (a.err || launch_runs(a.k, rows, cols)) {
+    mf_tensor_free(y);
+    mf_tensor_free(mean);
+    mf_tensor_free(rstd);
+    return -1;
+  }
+  return 0;
+}
+
+static int lnm_stats(const char *fn, const mf_tensor *x, const mf_tensor *mean, const mf_tensor *rstd, int rows) {
+  return need(fn, "mean", mean, x->dtype, rows, 1) || need(fn, "rstd", rstd, x->dtype, rows, 1);
+}
+
+/* work-items of lnm_wgrad: one per sample, up to 16 per compute unit */
+static size_t lnm_samples(int B) {
+  mf_runtime *r = mf_rt();
+  size_t cap = (size_t)(r && r->info.compute_units > 0 ? r->info.compute_units : 1) * 16;
+  return (size_t)B < cap ? (size_t)B : cap;
+}
+
+int mf_nn_lnm_bwd(mf_tensor *gx, mf_tensor *gsh, mf_tensor *gsc, const mf_tensor *g, const mf_tensor *x,
+                  const mf_tensor *mean, const mf_tensor *rstd, const mf_tensor *sc, int N) {
+  const char *fn = "layer_norm_modulate";
+  int rows, cols;
+  if (lnm_checks(fn, x, sc, sc, N, &rows, &cols) || lnm_stats(fn, x, mean, rstd, rows) ||
+      need(fn, "gradient", g, x->dtype, mf_numel(x), 1))
+    return -1;
+  int B = rows / N;
+  int64_t ps[2] = {B, cols};
+  argl a, w;
+  if (start(&a, "lnm_bwd", x->dtype) || start(&w, "lnm_wgrad", x->dtype)) return -1;
+  if (fresh(gx, x)) return -1;
+  if (mf_empty(gsh, x->dtype, 2, ps)) { mf_tensor_free(gx); return -1; }
+  if (mf_empty(gsc, x->dtype, 2, ps)) { mf_tensor_free(gx); mf_tensor_free(gsh); return -1; }
+  a_mem(&a, gx);
+  a_mem(&a, g);
+  a_mem(&a, x);
+  a_mem(&a, mean);
+  a_mem(&a, rstd);
+  a_mem(&a, sc);
+  a_int(&a, rows);
+  a_int(&a, cols);
+  a_int(&a, N);
+  a_mem(&w, gsh);
+  a_mem(&w, gsc);
+  a_mem(&w, g);
+  a_mem(&w, x);
+  a_mem(&w, mean);
+  a_mem(&w, rstd);
+  a_int(&w, B);
+  a_int(&w, cols);
+  a_int(&w, N);
+  if (a.err || w.err || launch_runs(a.k, rows, cols) ||
+      (B > 0 && cols > 0 && mf_launch(w.k, lnm_samples(B), 0))) {
+    mf_tensor_free(gx);
+    mf_tensor_free(gsh);
+    mf_tensor_free(gsc);
+    return -1;
+  }
+  return 0;
+}
+
+int mf_nn_lnm_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tsh, const mf_tensor *tsc, const mf_tensor *x,
+                  const mf_tensor *mean, const mf_tensor *rstd, const mf_tensor *sc, int N) {
+  const char *fn = "layer_norm_modulate";
+  int rows, cols;
+  if (lnm_checks(fn, x, sc, sc, N, &rows, &cols) || lnm_stats(fn, x, mean, rstd, rows)) return -1;
+  int64_t per = (int64_t)(rows / N) * cols;
+  if (need(fn, "x tangent", tx, x->dtype, mf_numel(x), 1) || need(fn, "shift tangent", tsh, x->dtype, per, 1) ||
+      need(fn, "scale tangent", tsc, x->dtype, per, 1))
+    return -1;
+  argl a;
+  if (start(&a, "lnm_jvp", x->dtype) || fresh(ty, x)) return -1;
+  a_mem(&a, ty);
+  a_mem(&a, tx ? tx : x);
+  a_mem(&a, tsh ? tsh : sc);
+  a_mem(&a, tsc ? tsc : sc);
+  a_mem(&a, x);
+  a_mem(&a, mean);
+  a_mem(&a, rstd);
+  a_mem(&a, sc);
+  a_int(&a, rows);
+  a_int(&a, cols);
+  a_int(&a, N);
+  a_int(&a, (tx ? 1 : 0) | (tsh ? 2 : 0) | (tsc ? 4 : 0));
+  if (a.err || launch_runs(a.k, rows, cols)) {
+    mf_tensor_free(ty);
+    return -1;
+  }
+  return 0;
+}

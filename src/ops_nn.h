@@ -38,4 +38,22 @@ int mf_nn_ln_wgrad_acc(mf_tensor *gw, mf_tensor *gb, const mf_tensor *gpre, cons
 int mf_nn_ln_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tc, const mf_tensor *x, const mf_tensor *mean,
                  const mf_tensor *rstd, const mf_tensor *w, const mf_tensor *b, const mf_tensor *c, enum mf_activation act);
 
+/* Softmax over the last dim of contiguous rows (cl/softmax.cl), by mode:
+   softmax, log_softmax: out = f(a); softmax_d: out = b (a - sum a b) with b
+   the softmax; log_softmax_vjp: out = a - exp(b) sum a, log_softmax_jvp:
+   out = a - sum exp(b) a, with b the log_softmax. *out is allocated. */
+int mf_nn_softmax(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, enum mf_softmax_mode mode);
+
+/* LayerNorm without affine, then adaLN modulation, over x {B N, cols}
+   (contiguous, offset 0) with shift and scale {B, cols}: row r uses sample
+   r / N. y = xh (1 + scale) + shift, xh = (x - mean) rstd. */
+int mf_nn_lnm_fwd(mf_tensor *y, mf_tensor *mean, mf_tensor *rstd, const mf_tensor *x, const mf_tensor *sh,
+                  const mf_tensor *sc, int N, double eps);
+/* its cotangents: gx, and gsh = sum over tokens g, gsc = sum over tokens g xh ({B, cols}) */
+int mf_nn_lnm_bwd(mf_tensor *gx, mf_tensor *gsh, mf_tensor *gsc, const mf_tensor *g, const mf_tensor *x,
+                  const mf_tensor *mean, const mf_tensor *rstd, const mf_tensor *sc, int N);
+/* its tangent for tangents of x, shift, scale (each NULL for zero) */
+int mf_nn_lnm_jvp(mf_tensor *ty, const mf_tensor *tx, const mf_tensor *tsh, const mf_tensor *tsc, const mf_tensor *x,
+                  const mf_tensor *mean, const mf_tensor *rstd, const mf_tensor *sc, int N);
+
 #endif

@@ -63,6 +63,8 @@ local unary_rules = {
   silu = function(x, y, g) return mul(g, un("silu_grad", x)) end,
   -- y = x Phi(x), dy = Phi(x) + x phi(x)
   gelu = function(x, y, g) return mul(g, un("gelu_grad", x)) end,
+  -- y = x (1 + tanh u) / 2, u = sqrt(2/pi) (x + 0.044715 x^3) (cl/activations.cl)
+  gelu_tanh = function(x, y, g) return mul(g, un("gelu_tanh_grad", x)) end,
   -- y = max(x, 0), dy = [x > 0]
   relu = function(x, y, g) return mul(g, bin("gt", x, 0)) end,
   -- y = |x|, dy = sign x
@@ -110,6 +112,14 @@ for _, name in ipairs(C.unary_ops) do
 end
 for name in pairs(unary_rules) do
   assert(kernels[name], "moonflow.ops: no unary kernel " .. name .. " for its rule")
+end
+
+-- gelu(x) is exact (x Phi(x)); gelu(x, "tanh") the tanh approximation
+local gelu_exact = O.gelu
+function O.gelu(x, approximate)
+  if approximate == nil or approximate == "none" then return gelu_exact(x) end
+  if approximate == "tanh" then return O.gelu_tanh(x) end
+  error(("moonflow.gelu: approximate must be \"none\" or \"tanh\", got %s"):format(tostring(approximate)), 2)
 end
 
 -- y = x^p (p a number), dy = p x^(p-1)
@@ -509,6 +519,54 @@ local gather = def("gather", {
   jvp = function(ctx, t) return C.gather(t, ctx.dim, ctx.idx) end,
 })
 function O.gather(x, dim, idx) return apply(gather, x, dim, idx) end
+
+----------------------------------------------------------------- softmax
+-- Over the last dim of packed rows, one kernel per mode (cl/softmax.cl):
+-- softmax y = e^(x - max) / sum: vjp = jvp = y (g - sum g y) (symmetric Jacobian);
+-- log_softmax y = x - max - log sum: vjp g - e^y sum g, jvp t - sum e^y t.
+local function packed(t)
+  local _, _, _, off, contig = C.info(t)
+  if contig and off == 0 then return t end
+  return C.clone(C.contiguous(t))
+end
+local softmax_last = def("softmax", {
+  forward = function(ctx, x)
+    ctx.y = C.nn_softmax(packed(x), nil, "softmax")
+    return ctx.y
+  end,
+  vjp = function(ctx, g) return C.nn_softmax(packed(g), ctx.y, "softmax_d") end,
+  jvp = function(ctx, t) return C.nn_softmax(packed(t), ctx.y, "softmax_d") end,
+})
+local log_softmax_last = def("log_softmax", {
+  forward = function(ctx, x)
+    ctx.y = C.nn_softmax(packed(x), nil, "log_softmax")
+    return ctx.y
+  end,
+  vjp = function(ctx, g) return C.nn_softmax(packed(g), ctx.y, "log_softmax_vjp") end,
+  jvp = function(ctx, t) return C.nn_softmax(packed(t), ctx.y, "log_softmax_jvp") end,
+})
+O.packed = packed
+
+-- over any dim: that dim is swapped to the last (a copy), and back (a view)
+local function softmax_along(op, fn)
+  return function(x, dim)
+    if not is_tensor(x) then error(("moonflow.%s: expected a tensor, got %s"):format(fn, type(x)), 2) end
+    local dt = C.dtype(x)
+    if dt ~= "f32" and dt ~= "f64" then error(("moonflow.%s: dtype %s, expected f32 or f64"):format(fn, dt), 2) end
+    local n = C.dim(x)
+    if n == 0 then error(("moonflow.%s: a tensor with no dims has no rows"):format(fn), 2) end
+    dim = dim or n
+    local d = math.tointeger(dim)
+    if d and d < 0 then d = d + n + 1 end
+    if not d or d < 1 or d > n then
+      error(("moonflow.%s: dim %s out of range for a tensor with %d dims"):format(fn, tostring(dim), n), 2)
+    end
+    if d == n then return apply(op, x) end
+    return O.transpose(apply(op, O.transpose(x, d, n)), d, n)
+  end
+end
+O.softmax = softmax_along(softmax_last, "softmax")
+O.log_softmax = softmax_along(log_softmax_last, "log_softmax")
 
 O.def = def
 O.apply = apply

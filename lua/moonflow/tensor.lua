@@ -111,6 +111,8 @@ for _, name in ipairs { "add", "sub", "mul", "div", "maximum", "minimum", "lt", 
   M[name] = O[name]
 end
 M.matmul = O.matmul
+-- t:softmax([dim]), t:log_softmax([dim]): over dim (default the last)
+M.softmax, M.log_softmax = O.softmax, O.log_softmax
 M.reshape = function(t, ...)
   local s = ...
   if type(s) ~= "table" then s = { ... } end
@@ -250,6 +252,7 @@ mt.__tostring = format.tensor
 mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
 
 T.matmul = O.matmul
+T.softmax, T.log_softmax = O.softmax, O.log_softmax
 T.cat = O.cat
 T.where = O.where
 function T.stack(list, dim)

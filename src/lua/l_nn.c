@@ -100,6 +100,55 @@ static int l_ln_jvp(lua_State *L) {
   return 1;
 }
 
+static const char *const sm_modes[] = {MF_SOFTMAX_MODES(LMF_NAME, _, _) NULL};
+
+/* nn_softmax(a, b|nil, mode) -> out (modes: MF_SOFTMAX_MODES) */
+static int l_softmax(lua_State *L) {
+  mf_tensor *a = lmf_check(L, 1, "softmax"), out;
+  mf_tensor *b = opt_t(L, 2, "softmax");
+  enum mf_softmax_mode mode = (enum mf_softmax_mode)luaL_checkoption(L, 3, NULL, sm_modes);
+  if (mf_nn_softmax(&out, a, b, mode)) return lmf_fail(L, "softmax");
+  lmf_push(L, &out);
+  return 1;
+}
+
+/* nn_lnm_fwd(x, shift, scale, N, eps) -> y, mean, rstd */
+static int l_lnm_fwd(lua_State *L) {
+  const char *fn = "layer_norm_modulate";
+  mf_tensor *x = lmf_check(L, 1, fn), *sh = lmf_check(L, 2, fn), *sc = lmf_check(L, 3, fn), y, m, r;
+  int N = (int)luaL_checkinteger(L, 4);
+  double eps = luaL_checknumber(L, 5);
+  if (!(eps >= 0)) return luaL_error(L, "moonflow.layer_norm_modulate: eps %g is negative", eps);
+  if (mf_nn_lnm_fwd(&y, &m, &r, x, sh, sc, N, eps)) return lmf_fail(L, fn);
+  lmf_push(L, &y);
+  lmf_push(L, &m);
+  lmf_push(L, &r);
+  return 3;
+}
+
+/* nn_lnm_bwd(g, x, mean, rstd, scale, N) -> gx, gshift, gscale */
+static int l_lnm_bwd(lua_State *L) {
+  const char *fn = "layer_norm_modulate";
+  mf_tensor *g = lmf_check(L, 1, fn), *x = lmf_check(L, 2, fn), *m = lmf_check(L, 3, fn);
+  mf_tensor *r = lmf_check(L, 4, fn), *sc = lmf_check(L, 5, fn), gx, gsh, gsc;
+  if (mf_nn_lnm_bwd(&gx, &gsh, &gsc, g, x, m, r, sc, (int)luaL_checkinteger(L, 6))) return lmf_fail(L, fn);
+  lmf_push(L, &gx);
+  lmf_push(L, &gsh);
+  lmf_push(L, &gsc);
+  return 3;
+}
+
+/* nn_lnm_jvp(tx|nil, tshift|nil, tscale|nil, x, mean, rstd, scale, N) -> ty */
+static int l_lnm_jvp(lua_State *L) {
+  const char *fn = "layer_norm_modulate";
+  mf_tensor *tx = opt_t(L, 1, fn), *tsh = opt_t(L, 2, fn), *tsc = opt_t(L, 3, fn);
+  mf_tensor *x = lmf_check(L, 4, fn), *m = lmf_check(L, 5, fn), *r = lmf_check(L, 6, fn), *sc = lmf_check(L, 7, fn);
+  mf_tensor ty;
+  if (mf_nn_lnm_jvp(&ty, tx, tsh, tsc, x, m, r, sc, (int)luaL_checkinteger(L, 8))) return lmf_fail(L, fn);
+  lmf_push(L, &ty);
+  return 1;
+}
+
 /* nn_path([name]) -> previous name: "auto", "run" (CPU shape), "wg" (GPU shape) */
 static int l_nn_path(lua_State *L) {
   static const char *const names[] = {"auto", "run", "wg", NULL};
@@ -113,7 +162,9 @@ void lmf_open_nn(lua_State *L) {
   static const luaL_Reg fns[] = {{"nn_bias_act", l_bias_act}, {"nn_act_grad", l_act_grad},
                                  {"nn_colsum", l_colsum},     {"nn_ln_fwd", l_ln_fwd},
                                  {"nn_ln_bwd", l_ln_bwd},     {"nn_ln_wgrad", l_ln_wgrad},
-                                 {"nn_ln_jvp", l_ln_jvp},
+                                 {"nn_ln_jvp", l_ln_jvp},     {"nn_softmax", l_softmax},
+                                 {"nn_lnm_fwd", l_lnm_fwd},   {"nn_lnm_bwd", l_lnm_bwd},
+                                 {"nn_lnm_jvp", l_lnm_jvp},
                                  {"nn_path", l_nn_path},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);

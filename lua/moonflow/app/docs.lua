@@ -18,6 +18,8 @@ return {
   ["mf.cat"] = "mf.cat(list[, dim])\n  Concatenates tensors along an existing dim (default 1).",
   ["mf.where"] = "mf.where(cond, a, b)\n  Elementwise a where cond is non-zero, else b.",
   ["mf.matmul"] = "mf.matmul(a, b)\n  Matrix product (batched over leading dims) through CLBlast.",
+  ["mf.softmax"] = "mf.softmax(x[, dim])\n  e^x / sum e^x over dim (default the last), the max subtracted first (stable); f32 or f64, differentiable in both modes. Also t:softmax(dim).",
+  ["mf.log_softmax"] = "mf.log_softmax(x[, dim])\n  x - max - log sum e^(x - max) over dim (default the last); f32 or f64, differentiable in both modes. Also t:log_softmax(dim).",
   ["mf.is_tensor"] = "mf.is_tensor(x)\n  true when x is a moonflow tensor.",
   ["mf.set_memory_limit"] = "mf.set_memory_limit(bytes | nil) -> previous limit\n  Caps the device memory pool (nil: the device's global memory).",
   -- random
@@ -71,7 +73,13 @@ return {
   ["mf.nn.VelocityMLP"] = "mf.nn.VelocityMLP{dim, hidden, depth, num_classes?, rngs}\n  The toy-data velocity network: net(x, t, cond) -> out.",
   ["mf.nn.TimestepEmbedding"] = "mf.nn.TimestepEmbedding(dim, {freq_dim = 256})\n  Sinusoidal features of t through a two-layer MLP.",
   ["mf.nn.Module"] = "mf.nn.Module\n  The base: parameters, named_parameters, flat_parameters, train/eval, state_dict.",
-  ["mf.nn.functional"] = "mf.nn.functional\n  Stateless layers: linear, layer_norm, activations.",
+  ["mf.nn.functional"] = "mf.nn.functional (also mf.nn.F)\n  Stateless layers: linear, layer_norm, activations (gelu(x, \"tanh\")), softmax, log_softmax, attention, patchify, unpatchify, pos_embed_2d, modulate, layer_norm_modulate.",
+  ["mf.nn.F.attention"] = "mf.nn.F.attention(q, k, v[, {scale = 1/sqrt(d)}])\n  softmax(q k^T scale) v for q {B, heads, N, d}, k {B, heads, M, d}, v {B, heads, M, e}: one op with exact vjp and jvp (the scores materialized).",
+  ["mf.nn.F.patchify"] = "mf.nn.F.patchify(x, p)\n  Images {B, C, H, W} to tokens {B, (H/p)(W/p), p p C}, DiT's order: token i (W/p) + j holds x[b, c, i p + u, j p + v] at feature (u p + v) C + c.",
+  ["mf.nn.F.unpatchify"] = "mf.nn.F.unpatchify(tokens, p, C, H, W)\n  The inverse of patchify: tokens {B, (H/p)(W/p), p p C} to {B, C, H, W}.",
+  ["mf.nn.F.pos_embed_2d"] = "mf.nn.F.pos_embed_2d(dim, grid_h[, grid_w[, dtype]])\n  Fixed 2-D sine-cosine position embeddings {grid_h grid_w, dim} (MAE/DiT): first half the column, second half the row.",
+  ["mf.nn.F.modulate"] = "mf.nn.F.modulate(x, shift, scale)\n  adaLN: x (1 + scale) + shift for x {B, N, D}, shift and scale {B, D} broadcast over the tokens.",
+  ["mf.nn.F.layer_norm_modulate"] = "mf.nn.F.layer_norm_modulate(x, shift, scale[, eps = 1e-6])\n  modulate(LayerNorm(x) without affine, shift, scale) in one row kernel (forward, vjp and jvp fused); layer_norm_modulate_composite is the same from single ops.",
   -- interfaces
   ["mf.interfaces"] = "mf.interfaces\n  Diffusion / flow-matching interfaces (diffuse_nnx): SiT, EDM, MeanFlow, REPA. Each wraps a network and defines the path, the preconditioning, the score and loss(batch).",
   ["mf.interfaces.SiT"] = "mf.interfaces.SiT{network, train_time_dist_type, t_shift_base, rngs, ...}\n  Flow matching on x_t = (1 - t) x + t n; loss(batch) -> {loss = per-sample losses, ...}.",

@@ -42,7 +42,7 @@ function F.layer_norm(x, w, b, eps, c, act)
   return y
 end
 
-local acts = { silu = O.silu, gelu = O.gelu, relu = O.relu, tanh = O.tanh, sigmoid = O.sigmoid }
+local acts = { silu = O.silu, gelu = O.gelu, gelu_tanh = O.gelu_tanh, relu = O.relu, tanh = O.tanh, sigmoid = O.sigmoid }
 
 -- The same two layers composed from single ops (the reference the fused
 -- kernels are tested against).
@@ -82,7 +82,9 @@ function F.layer_norm_composite(x, w, b, eps)
 end
 
 F.silu = O.silu
-F.gelu = O.gelu
+F.gelu = O.gelu -- gelu(x) exact, gelu(x, "tanh") the approximation
+F.gelu_tanh = O.gelu_tanh
+F.softmax, F.log_softmax = O.softmax, O.log_softmax
 F.relu = O.relu
 F.tanh = O.tanh
 F.sigmoid = O.sigmoid
@@ -116,6 +118,14 @@ function F.dropout(x, p, g)
   local keep = core.binary("ge", u, p)
   return O.mul(x, core.binary("mul", keep, 1 / (1 - p)))
 end
+
+-- DiT's ops: patchify, unpatchify, pos_embed_2d, modulate, layer_norm_modulate
+for k, v in pairs(require "moonflow.nn.patch") do
+  if k ~= "pos_embed_2d_table" then F[k] = v end
+end
+
+-- softmax(q k^T scale) v as one op (nn/attention.lua)
+F.attention = require("moonflow.nn.attention").attention
 
 F.is_tensor = A.is_tensor
 return F

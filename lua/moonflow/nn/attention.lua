@@ -1,0 +1,91 @@
+-- Scaled dot-product attention as one differentiable op:
+--   S = s Q K^T, P = softmax(S) (rows), O = P V,  s = 1/sqrt(d) by default
+-- for Q {B, h, N, d}, K {B, h, M, d}, V {B, h, M, e}. The scores are
+-- materialized: batched gemm (CLBlast through core.matmul) over B h, the
+-- fused softmax row kernel (cl/softmax.cl). The forward keeps P.
+--   vjp: dV = P^T G, dP = G V^T, dS = P o (dP - rowsum(dP o P)),
+--        dQ = s dS K, dK = s dS^T Q
+--   jvp: dS = s (dQ K^T + Q dK^T), dP = P o (dS - rowsum(P o dS)),
+--        dO = dP V + P dV
+-- A flash-style GPU kernel (tiles of K and V, running max and sum, memory
+-- independent of N^2) would replace forward/vjp/jvp here when the device is
+-- a GPU, keeping this path for CPUs.
+local core = require "moonflow.core"
+local A = require "moonflow.autograd"
+local O = require "moonflow.ops"
+
+local C = core
+local packed = O.packed
+
+local function mT(x) return C.permute(x, { 1, 3, 2 }) end
+local function flat3(x, s) return C.reshape(packed(x), { s[1] * s[2], s[3], s[4] }) end
+
+local attention = O.def("attention", {
+  forward = function(ctx, q, k, v, scale)
+    local qs_, ks_, vs_ = q:shape(), k:shape(), v:shape()
+    local q3 = C.binary("mul", flat3(q, qs_), scale) -- s Q
+    local k3, v3 = flat3(k, ks_), flat3(v, vs_)
+    local p = C.nn_softmax(C.matmul(q3, mT(k3)), nil, "softmax")
+    ctx.qs, ctx.k3, ctx.v3, ctx.p, ctx.scale = q3, k3, v3, p, scale
+    ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
+    local o = C.matmul(p, v3)
+    return C.reshape(o, { qs_[1], qs_[2], qs_[3], vs_[4] })
+  end,
+  vjp = function(ctx, g)
+    local needs = ctx.needs or { true, true, true }
+    local s = ctx.qshape
+    local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
+    local dv = needs[3] and C.reshape(C.matmul(mT(ctx.p), g3), ctx.vshape) or nil
+    local dq, dk
+    if needs[1] or needs[2] then
+      local ds = C.nn_softmax(C.matmul(g3, mT(ctx.v3)), ctx.p, "softmax_d")
+      if needs[1] then dq = C.reshape(C.matmul(ds, C.binary("mul", ctx.k3, ctx.scale)), ctx.qshape) end
+      if needs[2] then dk = C.reshape(C.matmul(mT(ds), ctx.qs), ctx.kshape) end
+    end
+    return dq, dk, dv
+  end,
+  jvp = function(ctx, tq, tk, tv)
+    local ds
+    if tq then ds = C.matmul(flat3(tq, ctx.qshape), mT(C.binary("mul", ctx.k3, ctx.scale))) end
+    if tk then
+      local t = C.matmul(ctx.qs, mT(flat3(tk, ctx.kshape)))
+      ds = ds and C.binary("add", ds, t) or t
+    end
+    local out
+    if ds then out = C.matmul(C.nn_softmax(ds, ctx.p, "softmax_d"), ctx.v3) end
+    if tv then
+      local t = C.matmul(ctx.p, flat3(tv, ctx.vshape))
+      out = out and C.binary("add", out, t) or t
+    end
+    local s = ctx.qshape
+    if not out then return C.full({ s[1], s[2], s[3], ctx.vshape[4] }, 0, C.dtype(ctx.p)) end
+    return C.reshape(out, { s[1], s[2], s[3], ctx.vshape[4] })
+  end,
+})
+
+local function shape_str(s) return "{" .. table.concat(s, ", ") .. "}" end
+
+-- attention(q, k, v[, {scale = 1/sqrt(d)}]) -> {B, h, N, e}
+local function attention_fn(q, k, v, opts)
+  local fn = "moonflow.nn.F.attention"
+  for _, a in ipairs { { "q", q }, { "k", k }, { "v", v } } do
+    if not A.is_tensor(a[2]) then error(("%s: %s must be a tensor, got %s"):format(fn, a[1], type(a[2])), 2) end
+    if C.dim(a[2]) ~= 4 then
+      error(("%s: %s must be {B, heads, N, d}, got shape %s"):format(fn, a[1], shape_str(a[2]:shape())), 2)
+    end
+  end
+  local qs, ks, vs = q:shape(), k:shape(), v:shape()
+  if qs[1] ~= ks[1] or qs[2] ~= ks[2] or qs[4] ~= ks[4] or ks[1] ~= vs[1] or ks[2] ~= vs[2] or ks[3] ~= vs[3] then
+    error(("%s: shapes q %s, k %s, v %s do not match (q {B, h, N, d}, k {B, h, M, d}, v {B, h, M, e})")
+      :format(fn, shape_str(qs), shape_str(ks), shape_str(vs)), 2)
+  end
+  local dt = C.dtype(q)
+  if (dt ~= "f32" and dt ~= "f64") or C.dtype(k) ~= dt or C.dtype(v) ~= dt then
+    error(("%s: q, k, v must share dtype f32 or f64, got %s, %s, %s"):format(fn, dt, C.dtype(k), C.dtype(v)), 2)
+  end
+  local scale = opts and opts.scale or 1 / math.sqrt(qs[4])
+  if type(scale) ~= "number" then error(("%s: scale must be a number, got %s"):format(fn, type(scale)), 2) end
+  return A.apply(attention, q, k, v, scale)
+end
+
+return { attention = attention_fn }
