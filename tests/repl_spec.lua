@@ -13,9 +13,10 @@ local hist = os.tmpname()
 
 local function screen() return sh(("tmux capture-pane -p -t %s"):format(session)) end
 
--- waits until the screen contains text (or gives up after ~20 s)
+-- waits until the screen contains text, or gives up after ~120 s (a cold
+-- kernel cache on a loaded machine compiles for a while before the first answer)
 local function wait_for(text)
-  for _ = 1, 200 do
+  for _ = 1, 1200 do
     local s = screen()
     if s:find(text, 1, true) then return s end
     sh("sleep 0.1")
