@@ -3,22 +3,8 @@
 local mf = require "moonflow"
 local H = require "helpers"
 
-local M32 = 0xffffffff
-local function philox(c, k)
-  local c0, c1, c2, c3, k0, k1 = c[1], c[2], c[3], c[4], k[1], k[2]
-  for _ = 1, 10 do
-    local p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
-    local hi0, lo0 = (p0 >> 32) & M32, p0 & M32
-    local hi1, lo1 = (p1 >> 32) & M32, p1 & M32
-    c0, c1, c2, c3 = hi1 ~ c1 ~ k0, lo1, hi0 ~ c3 ~ k1, lo0
-    k0, k1 = (k0 + 0x9E3779B9) & M32, (k1 + 0xBB67AE85) & M32
-  end
-  return { c0, c1, c2, c3 }
-end
-local function words(seed, offset, j)
-  local c = offset + j
-  return philox({ c & M32, (c >> 32) & M32, 0, 0 }, { seed & M32, (seed >> 32) & M32 })
-end
+local R = require "reference"
+local philox, words = R.philox, R.philox_words
 
 describe("random on the GPU shapes", function()
   it("randint over the i32 range gives the reference words, 2400 counters", function()

@@ -6,18 +6,7 @@ local H = require "helpers"
 local F = mf.nn.F
 local core = mf.core
 
-local function softmax_rows(rows, log)
-  local out = {}
-  for i, r in ipairs(rows) do
-    local m = -math.huge
-    for _, v in ipairs(r) do m = math.max(m, v) end
-    local s = 0
-    for _, v in ipairs(r) do s = s + math.exp(v - m) end
-    out[i] = {}
-    for j, v in ipairs(r) do out[i][j] = log and v - m - math.log(s) or math.exp(v - m) / s end
-  end
-  return out
-end
+local softmax_rows = require("reference").softmax_rows
 
 -- y = sum(w * f(x)) through backward and jvp: the derivative kernels run too
 local function derivatives(f, x, w)
