@@ -98,6 +98,43 @@ describe("nn.MultiHeadAttention", function()
   end)
 end)
 
+describe("nn.DiTBlock", function()
+  it("equals its adaLN-Zero formula composed from single ops (f64)", function()
+    if not fp64 then pending("no f64 on this device") return end
+    local O = require "moonflow.ops"
+    local D, B, N = 8, 2, 3
+    local blk = nn.DiTBlock { hidden_size = D, num_heads = 2, dtype = "f64", rngs = mf.Rngs(40) }
+    blk:flatten()
+    perturb(blk, 41)
+    local x = mf.tensor(H.rand_table({ B, N, D }, 42), "f64")
+    local c = mf.tensor(H.rand_table({ B, D }, 43), "f64")
+    local got = blk(x, c)
+    local function lin(l, v) -- v W^T + b over the last dim
+      local s = v:shape()
+      local v2 = O.reshape(v, { #s == 3 and s[1] * s[2] or s[1], s[#s] })
+      local y = O.add(O.matmul(v2, O.transpose(l.weight)), l.bias)
+      if #s == 3 then y = O.reshape(y, { s[1], s[2], l.out_features }) end
+      return y
+    end
+    local function ln(v) -- LayerNorm without affine, eps 1e-6
+      local vc = O.sub(v, O.mean(v, 3, true))
+      return O.div(vc, O.sqrt(O.add(O.mean(O.mul(vc, vc), 3, true), 1e-6)))
+    end
+    local function gelu_tanh(u) -- 0.5 u (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3)))
+      local inner = O.mul(O.add(u, O.mul(O.mul(O.mul(u, u), u), 0.044715)), math.sqrt(2 / math.pi))
+      return O.mul(O.mul(u, 0.5), O.add(O.tanh(inner), 1))
+    end
+    -- shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp
+    local mod = lin(blk.adaLN_modulation[2], O.silu(c))
+    local function ch(i) return O.reshape(O.contiguous(O.narrow(mod, 2, (i - 1) * D + 1, D)), { B, 1, D }) end
+    local function modulate(v, sh, sc) return O.add(O.mul(v, O.add(sc, 1)), sh) end
+    local x1 = O.add(x, O.mul(ch(3), blk.attn(modulate(ln(x), ch(1), ch(2)))))
+    local f = lin(blk.mlp.fc2, gelu_tanh(lin(blk.mlp.fc1, modulate(ln(x1), ch(4), ch(5)))))
+    local want = O.add(x1, O.mul(ch(6), f))
+    H.close(got:tolist(), want:tolist(), 1e-10, 1e-12, "DiTBlock")
+  end)
+end)
+
 describe("nn.DiT", function()
   it("uses DiT's parameter names", function()
     local net = tiny("f32", 1)
