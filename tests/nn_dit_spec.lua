@@ -190,6 +190,18 @@ describe("nn.DiT", function()
     local b = net(x, mf.full({ 3 }, 0.5), { dt = mf.full({ 3 }, 0.25) })
     assert.same({ 3, 2, 8, 8 }, a:shape())
     H.close(a:tolist(), b:tolist(), 1e-6, 1e-6, "number and tensor t")
+    -- an EMA-style clone over the same flat buffer computes the same; to("f64") converts the fixed table too
+    local twin = net:clone_structure(net:flat_parameters())
+    H.close(twin(x, 0.5, { dt = 0.25 }):tolist(), a:tolist(), 0, 0, "clone_structure")
+    if fp64 then
+      local n64 = nn.DiT { input_size = 8, patch_size = 4, in_channels = 2, hidden_size = 16, depth = 1,
+        num_heads = 2, use_dt = true, rngs = mf.Rngs(3) }
+      mf.no_grad(function() n64:flat_parameters():copy_(net:flat_parameters()) end)
+      n64:to("f64")
+      local o64 = n64(x, 0.5, { dt = 0.25 })
+      assert.equal("f64", o64:dtype())
+      H.close(o64:tolist(), a:tolist(), 1e-3, 2e-4, "f64 copy (f32 rounding of sin(1000 t f) args)")
+    end
     local c = net(x, 0.5, { dt = 0.5 })
     assert.is_true((a - c):abs():max():item() > 1e-4, "dt changes the output")
     H.errors(function() net(mf.zeros({ 3, 2, 8, 4 }), 0.5) end, "DiT", "{3, 2, 8, 4}")
