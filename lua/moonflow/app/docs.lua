@@ -63,7 +63,7 @@ return {
   ["Tensor:backward"] = "t:backward([g])\n  Reverse-mode autograd from t.",
   ["Tensor:index_select"] = "t:index_select(dim, idx)\n  Entries at i32 indices idx (from 0) along dim; bad indices raise at the next read.",
   -- nn
-  ["mf.nn"] = "mf.nn\n  Modules (Linear, LayerNorm, MLP, Sequential, ModuleList, Embedding, VelocityMLP, ...) over one flat parameter buffer.",
+  ["mf.nn"] = "mf.nn\n  Modules (Linear, LayerNorm, MLP, Sequential, ModuleList, Embedding, VelocityMLP, MultiHeadAttention, DiTBlock, DiT, ...) over one flat parameter buffer.",
   ["mf.nn.Linear"] = "mf.nn.Linear(in, out, {bias = true, zero_init = false, rngs = ...})\n  y = x W^T + b, W {out, in}, initialized as PyTorch does.",
   ["mf.nn.LayerNorm"] = "mf.nn.LayerNorm(dim, {eps = 1e-5})\n  Normalizes the last dim, then scales and shifts.",
   ["mf.nn.MLP"] = "mf.nn.MLP{sizes = {in, h1, ..., out}, act = \"silu\", zero_init_last}\n  Linear layers with an activation between them.",
@@ -71,6 +71,9 @@ return {
   ["mf.nn.ModuleList"] = "mf.nn.ModuleList{m1, m2, ...}\n  A list of child modules.",
   ["mf.nn.Embedding"] = "mf.nn.Embedding(n, dim)\n  Rows of a table looked up by i32 indices (from 0).",
   ["mf.nn.VelocityMLP"] = "mf.nn.VelocityMLP{dim, hidden, depth, num_classes?, rngs}\n  The toy-data velocity network: net(x, t, cond) -> out.",
+  ["mf.nn.MultiHeadAttention"] = "mf.nn.MultiHeadAttention{dim, num_heads, qkv_bias = true, rngs, dtype}\n  Self-attention over tokens {B, N, dim}: qkv Linear dim -> 3 dim, heads as views, F.attention, proj Linear.",
+  ["mf.nn.DiTBlock"] = "mf.nn.DiTBlock{hidden_size, num_heads, mlp_ratio = 4, rngs, dtype}\n  adaLN-Zero transformer block blk(x {B, N, H}, c {B, H}): x + gate attn(modulate(LN(x))), then the same with a GELU (tanh) MLP; the modulation is zero-initialized, so the block starts as the identity.",
+  ["mf.nn.DiT"] = "mf.nn.DiT{input_size, patch_size, in_channels, hidden_size, depth, num_heads, mlp_ratio = 4, num_classes?, use_dt = false, t_scale = 1000, encoder_depth?, rngs, dtype}\n  Diffusion Transformer over images {B, C, H, W}: net(x, t, {y, dt}) -> out {B, C, H, W}, features (tokens {B, N, hidden} after each block). The output is exactly 0 at init (adaLN-Zero); y = num_classes is the null label.",
   ["mf.nn.TimestepEmbedding"] = "mf.nn.TimestepEmbedding(dim, {freq_dim = 256})\n  Sinusoidal features of t through a two-layer MLP.",
   ["mf.nn.Module"] = "mf.nn.Module\n  The base: parameters, named_parameters, flat_parameters, train/eval, state_dict.",
   ["mf.nn.functional"] = "mf.nn.functional (also mf.nn.F)\n  Stateless layers: linear, layer_norm, activations (gelu(x, \"tanh\")), softmax, log_softmax, attention, patchify, unpatchify, pos_embed_2d, modulate, layer_norm_modulate.",

@@ -10,6 +10,8 @@
 --   SiLU, GELU, ReLU, Tanh, Sigmoid, Identity
 --   VelocityMLP{dim, hidden, depth, num_classes, use_dt, rngs, dtype, t_scale}:
 --     net(x, t, cond) -> out, features
+--   MultiHeadAttention{dim, num_heads, qkv_bias}, DiTBlock{hidden_size, num_heads, mlp_ratio},
+--   DiT{input_size, patch_size, in_channels, hidden_size, depth, num_heads, ...} (nn/dit.lua)
 --   functional (F): linear, layer_norm (fused kernels), their *_composite
 --     references, timestep_features, dropout
 local L = require "moonflow.nn.layers"
@@ -20,5 +22,6 @@ local nn = {
 }
 for k, v in pairs(L) do nn[k] = v end
 nn.VelocityMLP = require "moonflow.nn.velocity_mlp"
+for k, v in pairs(require "moonflow.nn.dit") do nn[k] = v end
 nn.F = nn.functional
 return nn
