@@ -9,9 +9,11 @@ local function sh(cmd)
 end
 
 local session = "mfrepl" .. tostring(os.time()) .. tostring(math.random(1e6))
+-- a tmux server of this spec's own (-L): runs in parallel never share one
+local tmux = "tmux -L " .. session
 local hist = os.tmpname()
 
-local function screen() return sh(("tmux capture-pane -p -t %s"):format(session)) end
+local function screen() return sh((tmux .. " capture-pane -p -t %s"):format(session)) end
 
 -- waits until the screen contains text, or gives up after ~120 s (a cold
 -- kernel cache on a loaded machine compiles for a while before the first answer)
@@ -27,12 +29,12 @@ end
 local function send(...)
   local keys = {}
   for _, k in ipairs { ... } do keys[#keys + 1] = ("%q"):format(k) end
-  sh(("tmux send-keys -t %s %s"):format(session, table.concat(keys, " ")))
+  sh((tmux .. " send-keys -t %s %s"):format(session, table.concat(keys, " ")))
 end
 
 local function start()
   os.remove(hist .. ".x")
-  sh(("tmux new-session -d -s %s -x 150 -y 40 'MOONFLOW_HISTORY=%s MOONFLOW_BUILD=%s %s/scripts/moonflow repl'")
+  sh((tmux .. " new-session -d -s %s -x 150 -y 40 'MOONFLOW_HISTORY=%s MOONFLOW_BUILD=%s %s/scripts/moonflow repl'")
     :format(session, hist, os.getenv("MOONFLOW_BUILD") or (root .. "/build"), root))
   wait_for("`mf` is loaded")
 end
@@ -40,18 +42,18 @@ end
 local function stop()
   send("os.exit()", "Enter")
   for _ = 1, 50 do
-    if not sh("tmux has-session -t " .. session):match("^%s*$") then break end
+    if not sh(tmux .. " has-session -t " .. session):match("^%s*$") then break end
     sh("sleep 0.1")
   end
-  sh("tmux kill-session -t " .. session)
+  sh(tmux .. " kill-session -t " .. session)
 end
 
 -- the screen with lines that tmux wrapped joined back (what was printed)
-local function joined() return sh(("tmux capture-pane -p -J -t %s"):format(session)) end
+local function joined() return sh((tmux .. " capture-pane -p -J -t %s"):format(session)) end
 
 describe("moonflow repl", function()
   setup(function() os.remove(hist) end)
-  teardown(function() sh("tmux kill-session -t " .. session); os.remove(hist) end)
+  teardown(function() sh(tmux .. " kill-session -t " .. session); os.remove(hist) end)
 
   it("prints tensors readably, survives errors and keeps history across sessions", function()
     start()
