@@ -1,14 +1,7 @@
 -- Every creation function takes its dtype as a string or as {dtype = ...}
 -- in the opts place, and an unusable dtype is an error naming the function.
 local mf = require "moonflow"
-
-local function errors(fn, ...)
-  local ok, err = pcall(fn)
-  assert.is_false(ok)
-  for _, frag in ipairs { ... } do
-    assert.truthy(tostring(err):find(frag, 1, true), ("%q lacks %q"):format(tostring(err), frag))
-  end
-end
+local errors = require("helpers").errors
 
 describe("dtype as the opts argument", function()
   local makers = {

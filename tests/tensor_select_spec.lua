@@ -1,14 +1,7 @@
 -- t[i], t[{i, j}] and t:select(dim, i): views, 1-based, negative from the
 -- end; a result with no dims left is a Lua number (Torch7).
 local mf = require "moonflow"
-
-local function errors(fn, ...)
-  local ok, err = pcall(fn)
-  assert.is_false(ok)
-  for _, frag in ipairs { ... } do
-    assert.truthy(tostring(err):find(frag, 1, true), ("%q lacks %q"):format(tostring(err), frag))
-  end
-end
+local errors = require("helpers").errors
 
 describe("tensor indexing", function()
   -- t[i][j] = 10 i + j
