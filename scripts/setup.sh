@@ -5,7 +5,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 packages=(lua5.4 liblua5.4-dev lua-busted libclblast-dev ocl-icd-opencl-dev opencl-headers
-  pocl-opencl-icd cmake gcc make libpng-dev zlib1g-dev libzip-dev pkg-config libreadline-dev tmux)
+  pocl-opencl-icd cmake gcc make libpng-dev zlib1g-dev libzip-dev pkg-config libreadline-dev tmux
+  dataset-fashion-mnist liblapacke-dev libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${packages[@]}"; do
