@@ -216,6 +216,7 @@ int luaopen_moonflow_core(lua_State *L) {
   lmf_open_sampler(L);
   lmf_open_repl(L);
   lmf_open_fs(L);
+  lmf_open_linalg(L);
   lua_pushcfunction(L, l_select);
   lua_setfield(L, -2, "select");
   return 1;

@@ -47,5 +47,6 @@ void lmf_open_io(lua_State *L);        /* l_io.c: PNG, gzip */
 void lmf_open_sampler(lua_State *L);   /* l_sampler.c: fused sampler updates */
 void lmf_open_repl(lua_State *L);      /* l_repl.c: readline history for the REPL */
 void lmf_open_fs(lua_State *L);       /* l_fs.c: mkdir -p, run-folder lock, listing, pids */
+void lmf_open_linalg(lua_State *L);   /* l_linalg.c: Frechet distance, eigenvalues (LAPACKE) */
 
 #endif
