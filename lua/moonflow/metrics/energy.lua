@@ -1,4 +1,4 @@
--- mf.metrics: sample quality on the device.
+-- mf.metrics (energy part): sample quality on the device.
 --
 -- Energy distance (Szekely & Rizzo), as the V-statistic over all pairs:
 --   ED(x, y) = 2 mean_ij |x_i - y_j| - mean_ij |x_i - x_j| - mean_ij |y_i - y_j|.
