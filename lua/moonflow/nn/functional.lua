@@ -127,5 +127,22 @@ end
 -- softmax(q k^T scale) v as one op (nn/attention.lua)
 F.attention = require("moonflow.nn.attention").attention
 
+-- cross_entropy(logits {B, K}, labels i32 {B}) = mean_b -log_softmax(logits_b)[labels_b]
+-- (composed: log_softmax, gather, mean; the gradient is (softmax - onehot) / B)
+function F.cross_entropy(logits, labels)
+  local fn = "moonflow.nn.F.cross_entropy"
+  if not A.is_tensor(logits) or core.dim(logits) ~= 2 then
+    error(("%s: logits must be a {B, K} tensor, got %s"):format(fn, A.is_tensor(logits)
+      and ("shape {" .. table.concat(logits:shape(), ", ") .. "}") or type(logits)), 2)
+  end
+  local B = logits:shape()[1]
+  if not A.is_tensor(labels) or core.dtype(labels) ~= "i32" or core.dim(labels) ~= 1 or labels:shape()[1] ~= B then
+    error(("%s: labels must be an i32 {%d} tensor, got %s"):format(fn, B, A.is_tensor(labels)
+      and (core.dtype(labels) .. " {" .. table.concat(labels:shape(), ", ") .. "}") or type(labels)), 2)
+  end
+  local picked = O.gather(O.log_softmax(logits, 2), 2, O.reshape(labels, { B, 1 }))
+  return O.mul(O.mean(picked), -1)
+end
+
 F.is_tensor = A.is_tensor
 return F

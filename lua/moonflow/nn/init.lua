@@ -23,5 +23,6 @@ local nn = {
 for k, v in pairs(L) do nn[k] = v end
 nn.VelocityMLP = require "moonflow.nn.velocity_mlp"
 for k, v in pairs(require "moonflow.nn.dit") do nn[k] = v end
+nn.ViT = require("moonflow.nn.vit").ViT
 nn.F = nn.functional
 return nn
