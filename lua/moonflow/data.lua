@@ -97,13 +97,62 @@ function D.mixture(gm, opts)
 end
 
 ---------------------------------------------------------------- tensors
+-- A uniformly random permutation of 0..n-1 (i32 {n}) drawn on the device,
+-- nothing read back: keys ~ randint [0, 2^31 - 1) per row (rows past n, up
+-- to the power of two M, get key 2^31 - 1 and sort last), sorted together
+-- with their row indices by a bitonic network. Phase k (2, 4, .., M) merges
+-- the ascending halves of each block of k: the second half reversed makes
+-- the block bitonic, then half-cleaners at distance j = k/2, .., 1 over the
+-- view {M / 2j, 2, j} put min(lo, hi) in lo and max in hi (the indices
+-- follow the keys through `where`). Equal keys (about n^2 / 2^32 pairs) keep
+-- the network's order. log2(M) (log2(M) + 1) / 2 steps of 9 small kernels.
+local INT_MAX = 2147483647
+local rev_cache = setmetatable({}, { __mode = "v" })
+function D.permutation(g, n)
+  local M = 2
+  while M < n do M = M * 2 end
+  local keys = g:randint({ n }, 0, INT_MAX)
+  if M > n then keys = core.cat({ keys, core.full({ M - n }, INT_MAX, "i32") }, 1) end
+  local idx = core.arange(M, 0, 1, "i32")
+  local function halves(t, j) -- lo, hi views {M / 2j, 1, j}
+    local v = core.reshape(t, { M // (2 * j), 2, j })
+    return core.narrow(v, 2, 1, 1), core.narrow(v, 2, 2, 1)
+  end
+  local k = 2
+  while k <= M do
+    local h = k // 2
+    if h > 1 then -- reverse the second half of every block of k
+      local rev = rev_cache[h]
+      if not rev then rev = core.arange(h, h - 1, -1, "i32"); rev_cache[h] = rev end
+      for _, t in ipairs { keys, idx } do
+        local _, hi = halves(t, h)
+        core.copy_(hi, core.index_select(hi, 3, rev))
+      end
+    end
+    local j = h
+    while j >= 1 do
+      local klo, khi = halves(keys, j)
+      local ilo, ihi = halves(idx, j)
+      local swap = core.binary("lt", khi, klo)
+      local a, b = core.binary("minimum", klo, khi), core.binary("maximum", klo, khi)
+      local c, d = core.where(swap, ihi, ilo), core.where(swap, ilo, ihi)
+      core.copy_(klo, a); core.copy_(khi, b); core.copy_(ilo, c); core.copy_(ihi, d)
+      j = j // 2
+    end
+    k = k * 2
+  end
+  return M > n and core.clone(core.narrow(idx, 1, 1, n)) or idx
+end
+
 local Tensors = {}
 Tensors.__index = Tensors
 Tensors.__name = "moonflow.data.Tensors"
 
 -- The next n rows of the current epoch's permutation; a new epoch (a new
--- permutation) starts when fewer than n rows are left. With a generator
--- given, n rows drawn with replacement instead, leaving the epoch alone.
+-- permutation, drawn on the device) starts when fewer than n rows are left.
+-- With a generator given, n rows drawn with replacement instead, leaving the
+-- epoch alone. Sources with flips mirror each drawn image left-right with
+-- probability 1/2 (see flip_rows).
 function Tensors:batch(n, g)
   check_n("batch", n)
   local N = self.size
@@ -118,19 +167,43 @@ function Tensors:batch(n, g)
   end
   return A.no_grad(function()
     local x = self.x:index_select(1, idx)
+    if self.flip then x = self:_flip_rows(x, g or self.generator) end
     if self.labels then return x, self.labels:index_select(1, idx) end
     return x
   end)
 end
 
+-- x {n, ..., W} with each row mirrored along the last dim with probability
+-- 1/2: one gather with column index w + f (W - 1 - 2 w), f in {0, 1} per row
+function Tensors:_flip_rows(x, g)
+  local s = x:shape()
+  local n, W = s[1], s[#s]
+  local f = core.to(core.binary("lt", g:uniform({ n }), 0.5), "i32")
+  local bshape = { n }
+  for i = 2, #s do bshape[i] = 1 end
+  local wshape = { 1 }
+  for i = 2, #s - 1 do wshape[i] = 1 end
+  wshape[#s] = W
+  local w = core.reshape(core.arange(W, 0, 1, "i32"), wshape)
+  local span = core.reshape(core.arange(W, W - 1, -2, "i32"), wshape) -- W - 1 - 2 w
+  local col = core.binary("add", w, core.binary("mul", core.reshape(f, bshape), span))
+  return core.gather(x, #s, core.contiguous(core.expand(col, s)))
+end
+
 function Tensors:_new_epoch()
   self.epoch_state = self.generator:get_state()
   if self.shuffle then
-    self.perm = self.generator:permutation(self.size)
+    self.perm = D.permutation(self.generator, self.size)
   else
     self.perm = core.arange(self.size, 0, 1, "i32")
   end
   self.pos = 0
+end
+
+-- the whole set: x (and the labels), unshuffled and unflipped
+function Tensors:all()
+  if self.labels then return self.x, self.labels end
+  return self.x
 end
 
 -- the epoch's permutation is redrawn from the generator state it began with
@@ -149,7 +222,8 @@ function Tensors:set_state(s)
   self.generator:set_state(s.generator)
 end
 
--- tensors(x[, {labels = y, shuffle = true, generator | rngs}]): minibatches of rows of x
+-- tensors(x[, {labels = y, shuffle = true, flip = false, generator | rngs}]):
+-- minibatches of rows of x
 function D.tensors(x, opts)
   opts = opts or {}
   if not A.is_tensor(x) or x:dim() < 1 then fail("tensors", "x must be a tensor with a leading sample dim") end
@@ -159,12 +233,13 @@ function D.tensors(x, opts)
   if y ~= nil and (not A.is_tensor(y) or y:shape()[1] ~= N) then
     fail("tensors", "labels must be a tensor with %d rows, got %s", N, A.is_tensor(y) and ("{" .. table.concat(y:shape(), ", ") .. "}") or type(y))
   end
+  if opts.flip and x:dim() < 2 then fail("tensors", "flip needs rows of at least one dim, x has shape {%d}", N) end
   local shape = x:shape()
   table.remove(shape, 1)
   local dim = 1
   for _, d in ipairs(shape) do dim = dim * d end
-  return setmetatable({ name = opts.name or "tensors", x = x, labels = y, size = N, dim = dim, shape = shape,
-    shuffle = opts.shuffle ~= false, generator = generator_of(opts), pos = 0 }, Tensors)
+  return setmetatable({ name = opts.name or "tensors", x = x, labels = y, size = N, n = N, dim = dim, shape = shape,
+    shuffle = opts.shuffle ~= false, flip = opts.flip and true or false, generator = generator_of(opts), pos = 0 }, Tensors)
 end
 
 -- npy(path[, {labels = path_or_tensor, ...}]): an .npy array (f32) and optional i32 labels
@@ -188,22 +263,39 @@ end
 -- Debian's dataset-fashion-mnist package puts the files here
 D.fashion_mnist_dir = "/usr/share/datasets/fashion-mnist"
 
--- fashion_mnist{split = "train" | "test", dir = ...}: {N, 28, 28} in [-1, 1], labels 0..9
+-- fashion_mnist{split = "train" | "test", path = dir (alias dir), flip = false,
+-- rngs | generator, shuffle = true}: the whole split on the device, x
+-- {N, 1, 28, 28} f32 in [-1, 1] (v / 127.5 - 1), y i32 labels 0..9;
+-- :batch(n) -> x {n, 1, 28, 28}, y {n}; :all() -> the whole split; fields
+-- n, shape {1, 28, 28}, dim 784, num_classes 10.
 function D.fashion_mnist(opts)
   opts = opts or {}
-  local dir = opts.dir or D.fashion_mnist_dir
+  if type(opts) ~= "table" then fail("fashion_mnist", "options must be a table, got %s", type(opts)) end
+  local dir = opts.path or opts.dir or D.fashion_mnist_dir
+  if type(dir) ~= "string" then fail("fashion_mnist", "path must be a directory name, got %s", type(dir)) end
   local split = opts.split or "train"
   if split ~= "train" and split ~= "test" then fail("fashion_mnist", "split must be \"train\" or \"test\", got %s", tostring(split)) end
   local pre = split == "train" and "train" or "t10k"
   local images = ("%s/%s-images-idx3-ubyte.gz"):format(dir, pre)
-  local f = io.open(images, "rb")
-  if not f then
-    fail("fashion_mnist", "%s not found: install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist) or pass dir", images)
+  local labels = ("%s/%s-labels-idx1-ubyte.gz"):format(dir, pre)
+  for _, f in ipairs { images, labels } do
+    local h = io.open(f, "rb")
+    if not h then
+      fail("fashion_mnist", "%s not found: install Debian's dataset-fashion-mnist package "
+        .. "(apt-get install dataset-fashion-mnist) or pass path = the folder of the IDX files", f)
+    end
+    h:close()
   end
-  f:close()
-  local o = setmetatable({ labels = ("%s/%s-labels-idx1-ubyte.gz"):format(dir, pre), name = "fashion_mnist" }, { __index = opts })
-  local src = D.idx(images, o)
-  src.num_classes = 10
+  local x = IO.load_idx(images)
+  local y = IO.load_idx(labels, { dtype = "i32" })
+  local xs, ys = x:shape(), y:shape()
+  if #xs ~= 3 or xs[2] ~= 28 or xs[3] ~= 28 or #ys ~= 1 or ys[1] ~= xs[1] then
+    fail("fashion_mnist", "%s and %s hold shapes {%s} and {%s}, expected {N, 28, 28} and {N}", images, labels,
+      table.concat(xs, ", "), table.concat(ys, ", "))
+  end
+  local o = setmetatable({ labels = y, name = "fashion_mnist" }, { __index = opts })
+  local src = D.tensors(core.reshape(x, { xs[1], 1, 28, 28 }), o)
+  src.num_classes, src.split, src.path = 10, split, dir
   return src
 end
 
