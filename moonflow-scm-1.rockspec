@@ -20,6 +20,7 @@ external_dependencies = {
   PNG = { header = "png.h" },
   ZLIB = { header = "zlib.h" },
   LIBZIP = { header = "zip.h" },
+  LAPACKE = { header = "lapacke.h" },
 }
 build = {
   type = "cmake",
