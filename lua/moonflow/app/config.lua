@@ -310,6 +310,10 @@ local points = "the toy configs train on 2-D points: two_moons, checkerboard, ei
   .. "a mixture with 2-D means, or data.name=npy with an {N, 2} array"
 function Config.check_points(d, net)
   if d.name == "fashion_mnist" and net and net.kind == "DiT" then return end
+  if d.name == "fashion_mnist" then
+    error(("moonflow.config: data.name=fashion_mnist needs an image model: network.kind = \"DiT\" "
+      .. "(scripts/configs/fashion_sit.lua), got network.kind = %s; %s"):format(show(net and net.kind), points), 0)
+  end
   if image_data[d.name] then
     error(("moonflow.config: data.name=%s needs an image model; %s"):format(d.name, points), 0)
   end

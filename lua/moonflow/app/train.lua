@@ -447,9 +447,16 @@ function Train.run(cfg, opts)
   local results, floor, grid
   if image then
     results = Image.evaluate(cfg, make_model, ema.network, rngs, out)
-    -- the final grid under its step's name too (the same samples)
+    -- the final grid under its step's name too: written in the loop, else
+    -- from the first eval's samples when they hold 10 a class, else drawn
     grid = ("%s/samples_%d.png"):format(out, cfg.steps)
-    Image.grid(grid, results[1].samples, ema.network.num_classes or 1, 10, ("step %d"):format(cfg.steps))
+    local classes = ema.network.num_classes or 1
+    local in_loop = (cfg.grid_every or 0) > 0 and cfg.steps % cfg.grid_every == 0
+    if not in_loop and results[1].samples:shape()[1] >= 10 * classes then
+      Image.grid(grid, results[1].samples, classes, 10, ("step %d"):format(cfg.steps))
+    elseif not in_loop then
+      Image.step_grid(cfg, make_model, ema.network, rngs, out, cfg.steps)
+    end
   else
     results = Train.evaluate(cfg, make_model, ema.network, data, rngs, out)
     floor = mf.metrics.energy_floor(data, cfg.eval_n)
