@@ -15,7 +15,8 @@ return {
     fm_portion = 0.75, cond_drop_ratio = 0.1, guidance_scale = 2.0, guidance_mixture_ratio = 0,
     norm_eps = 1e-3, norm_power = 1.0 },
   optimizer = { lr = 1e-3, weight_decay = 0, warmup = 100, schedule = "cosine", clip_grad_norm = 1.0 },
-  ema = { decay = 0.999 },
+  -- warmup: decay min(0.999, (1 + n) / (10 + n)), so early grids show the trained weights
+  ema = { decay = 0.999, warmup = true },
   steps = 1000,
   batch = 64,
   encoder = "runs/fashion_encoder/encoder.safetensors",

@@ -13,7 +13,8 @@ return {
   interface = { kind = "SiT", train_time_dist_type = "logitnormal", t_shift_base = 784 },
   label_dropout = 0.1,
   optimizer = { lr = 1e-3, weight_decay = 0, warmup = 100, schedule = "cosine", clip_grad_norm = 1.0 },
-  ema = { decay = 0.999 },
+  -- warmup: decay min(0.999, (1 + n) / (10 + n)), so early grids show the trained weights
+  ema = { decay = 0.999, warmup = true },
   steps = 1500,
   batch = 64,
   encoder = "runs/fashion_encoder/encoder.safetensors",

@@ -276,7 +276,7 @@ end
 
 local train = record({
   seed = int(0, math.maxinteger), data = data, network = network, interface = interface, optimizer = optimizer,
-  ema = record { decay = num(0, 1) }, repa = repa, steps = int(1, INT_MAX), batch = int(1, SIZE),
+  ema = record { decay = num(0, 1), warmup = bool }, repa = repa, steps = int(1, INT_MAX), batch = int(1, SIZE),
   evals = list(eval, 1, 64), eval_n = int(2, SIZE), out = str(), log_every = int(1, INT_MAX),
   checkpoint_every = int(0, INT_MAX), plot_every = int(0, INT_MAX),
   -- image runs: the encoder of the metrics (and REPA's targets), label dropout

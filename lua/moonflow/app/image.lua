@@ -47,7 +47,7 @@ end
 -- (its target differentiates u in t).
 function Image.network_options(cfg)
   local n = Config.copy(cfg.network)
-  n.kind = nil
+  n.kind, n.hidden = nil, nil -- (hidden: the toy networks' default width, filled in by Train.complete)
   n.input_size = n.input_size or 28
   n.patch_size = n.patch_size or 4
   n.in_channels = n.in_channels or 1

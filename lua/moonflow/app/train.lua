@@ -346,7 +346,7 @@ function Train.run(cfg, opts)
   local opt = optimizer(net)
   -- REPA's projector is its own module with its own flat buffer
   local opt_proj = cfg.repa and optimizer(trainer.projector) or nil
-  local ema = mf.optim.EMA(net, { decay = cfg.ema.decay })
+  local ema = mf.optim.EMA(net, { decay = cfg.ema.decay, warmup = cfg.ema.warmup })
   local start, window, parts_state = 0, nil, nil
   if opts.resume then
     local targets = { model = net, ema = ema, optim = opt, rngs = rngs }
