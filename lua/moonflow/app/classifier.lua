@@ -53,14 +53,15 @@ local function loss_of(net, x, y)
   return l
 end
 
--- Fraction of n test images (batches of 500 from `source`) whose largest
--- logit is their label's: logit_y >= max_k logit_k, on the device, one read.
-function Classifier.accuracy(net, source, n)
+-- Fraction of the first n test images (x, y: the whole split, in order)
+-- whose largest logit is their label's: logit_y >= max_k logit_k, on the
+-- device in batches of 500, one read.
+function Classifier.accuracy(net, x_all, y_all, n)
   local correct, seen = nil, 0
   mf.no_grad(function()
     while seen < n do
       local k = math.min(500, n - seen)
-      local x, y = source:batch(k)
+      local x, y = x_all:narrow(1, seen + 1, k), y_all:narrow(1, seen + 1, k)
       local logits = net(x)
       local at_y = logits:gather(2, y:reshape({ k, 1 }))
       local hit = at_y:ge(logits:max(2, true)):sum()
@@ -81,9 +82,8 @@ function Classifier.run(cfg, opts)
   local out = cfg.out
   local rngs = mf.Rngs(cfg.seed)
   local data = Image.data_source(cfg, rngs, "train")
-  -- the test split from a stream of its own: evals leave training's alone
-  local test = Image.data_source({ data = { name = "fashion_mnist", dir = cfg.data.dir, path = cfg.data.path },
-    network = cfg.network }, mf.Rngs(cfg.seed + 1), "test")
+  -- the test split in order: every eval scores the same first test_n images
+  local test_x, test_y = mf.data.fashion_mnist({ split = "test", path = cfg.data.path or cfg.data.dir }):all()
   local net = Classifier.build(cfg, rngs)
   local ocfg, total = cfg.optimizer, cfg.steps
   local opt = mf.optim.AdamW(net, {
@@ -140,7 +140,7 @@ function Classifier.run(cfg, opts)
       log:flush()
     end
     if step == total or (cfg.eval_every > 0 and step % cfg.eval_every == 0) then
-      accuracy = Classifier.accuracy(net, test, cfg.test_n)
+      accuracy = Classifier.accuracy(net, test_x, test_y, cfg.test_n)
       acc_log:write(("%d,%.6f\n"):format(step, accuracy))
       acc_log:flush()
       print(("step %d: test accuracy %.2f%% (%d images)"):format(step, 100 * accuracy, cfg.test_n))
@@ -148,7 +148,7 @@ function Classifier.run(cfg, opts)
   end
   log:close()
   acc_log:close()
-  if accuracy == nil then accuracy = Classifier.accuracy(net, test, cfg.test_n) end
+  if accuracy == nil then accuracy = Classifier.accuracy(net, test_x, test_y, cfg.test_n) end
   local encoder = out .. "/encoder.safetensors"
   mf.metrics.Encoder.save(encoder, net, { test_accuracy = ("%.6f"):format(accuracy), steps = tostring(total),
     test_n = tostring(cfg.test_n) })

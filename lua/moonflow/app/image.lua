@@ -208,10 +208,11 @@ function Image.sample(ev, model, net, rngs, n, opts)
 end
 
 -- FD, floor and class accuracy of samples (with their labels) in the encoder's features
-function Image.measure(x, labels, encoder_path, n)
+function Image.measure(x, labels, encoder_path, n, data_dir)
   if encoder_path == nil then return {} end
   local enc = Image.encoder(encoder_path)
-  local fd = mf.metrics.fid_fashion(x, { encoder = enc, reference_split = "test", n = n or x:shape()[1] })
+  local fd = mf.metrics.fid_fashion(x, { encoder = enc, reference_split = "test", n = n or x:shape()[1],
+    path = data_dir })
   local r = { fd = fd.fd, floor = fd.floor }
   if labels then r.accuracy = mf.metrics.class_accuracy(x, labels, enc) end
   return r
@@ -235,7 +236,7 @@ function Image.evaluate(cfg, make_model, ema_net, rngs, out, opts)
     local pic = ev.picture or ("samples_" .. name .. ".png")
     if out then pic = out .. "/" .. pic end
     Image.grid(pic, x, ema_net.num_classes or 1, 10, name)
-    local r = Image.measure(x, labels, opts.encoder or cfg.encoder, n)
+    local r = Image.measure(x, labels, opts.encoder or cfg.encoder, n, cfg.data.path or cfg.data.dir)
     r.name, r.samples, r.labels, r.picture, r.n = name, x, labels, pic, n
     results[#results + 1] = r
   end
