@@ -123,6 +123,7 @@ end
 -- with one row per class, FD, floor and class accuracy in the features of
 -- the config's encoder.
 function S.run_image(o, ck, cfg)
+  if o.encoder then cfg.encoder = o.encoder end
   local ev = eval_for(cfg, o.sampler)
   if ev.guidance_scale == nil then ev.guidance_scale = cfg.evals[1].guidance_scale end
   if o.guidance then ev.guidance_scale = o.guidance end

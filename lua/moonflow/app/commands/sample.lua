@@ -15,6 +15,8 @@ Works from any folder: the checkpoint records its data (absolute paths).
   --seed S         seed of the sampling noise (default: the config's seed)
   --guidance S     classifier-free guidance scale of image checkpoints
                    (default: the config's first eval's; 1 = none)
+  --encoder PATH   the encoder of an image checkpoint's FD and class accuracy
+                   (default: the config's `encoder`)
   --raw            use the raw (non-EMA) weights
   --save           also write the samples as FILE.npy and FILE.safetensors
                    (tensor "samples") beside the picture
@@ -27,6 +29,7 @@ local spec = {
   out = O.string,
   seed = O.int(0, math.maxinteger),
   guidance = O.number(-1000, 1000),
+  encoder = O.string,
   raw = O.flag,
   save = O.flag,
 }
