@@ -72,7 +72,7 @@ describe("moonflow's CLI", function()
   it("refuses data that is not 2-D points before training", function()
     local dir = base .. "/images"
     for args, want in pairs {
-      ["data.name=fashion_mnist"] = "data.name=fashion_mnist needs an image model; the toy configs train on 2-D points",
+      ["data.name=fashion_mnist"] = "data.name=fashion_mnist needs an image model: network.kind = \"DiT\"",
       ["data.name=idx data.path=/x.idx"] = "data.name=idx needs an image model; the toy configs train on 2-D points",
       ["data.name=mixture data.means={{0,0,0},{1,1,1}} data.stds={1,1}"] =
         "data.name=mixture has points of dimension 3; the toy configs train on 2-D points",

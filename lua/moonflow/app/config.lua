@@ -227,22 +227,27 @@ local data_names = { "two_moons", "checkerboard", "eight_gaussians", "spirals", 
 local data = record({
   name = str(data_names), noise = num(0, 1e6), radius = num(0, 1e6), rings = int(1, 1000),
   means = numbers, stds = numbers, weights = numbers, path = str(), labels = str(), dir = str(),
-  split = str { "train", "test" }, shuffle = bool,
+  split = str { "train", "test" }, shuffle = bool, flip = bool,
 }, { "name" })
 local network = record {
   hidden = int(1, 1 << 16), depth = int(1, 1024), num_classes = int(1, 1 << 20), use_dt = bool,
   t_scale = num(0, 1e9, "("), freq_dim = int(2, 1 << 16), dim = int(1, 1 << 20), zero_init_out = bool,
   dtype = str { "f32", "f64" },
+  -- image networks (mf.nn.DiT, mf.nn.ViT)
+  kind = str { "VelocityMLP", "DiT", "ViT" }, input_size = int(1, 4096), patch_size = int(1, 4096),
+  in_channels = int(1, 4096), hidden_size = int(1, 1 << 16), num_heads = int(1, 4096), mlp_ratio = num(0, 64, "("),
+  encoder_depth = int(1, 1024),
 }
 local optimizer = record {
   kind = str { "AdamW" }, lr = num(0, 1e3, "("), weight_decay = num(0, 1e3), min_lr_ratio = num(0, 1),
   betas = list(num(0, 1, ")"), 2, 2), schedule = str { "cosine", "constant" }, warmup = int(0, INT_MAX),
   clip_grad_norm = num(0, 1e30),
 }
-local repa = record({
+-- feature_dim: required for points; image runs take the encoder's width
+local repa = record {
   feature_dim = int(4, 1 << 16), repa_depth = int(1, 1024), proj_dim = int(1, 1 << 16),
   repa_loss_weight = num(0, 1e6),
-}, { "feature_dim" })
+}
 
 -- interface and sampler options: the keys their constructors know
 local function interface(v, path)
@@ -262,7 +267,7 @@ local function eval(v, path)
     num_sampling_steps = int(1, 100000), sampling_time_dist = str { "uniform", "exp" },
     sampling_time_kwargs = record { t_start = num(-1e9, 1e9), t_end = num(-1e9, 1e9), t_shift_base = num(-1e9, 1e9),
       t_shift_cur = num(-1e9, 1e9), sigma_min = num(-1e9, 1e9), sigma_max = num(-1e9, 1e9), rho = num(-1e9, 1e9) },
-    diffusion_coeff = str() }
+    diffusion_coeff = str(), guidance_scale = num(-1e3, 1e3) }
   for k in pairs(v) do
     if type(k) == "string" and fields[k] == nil and keys[k] then fields[k] = num(-1e9, 1e9) end
   end
@@ -271,10 +276,31 @@ end
 
 local train = record({
   seed = int(0, math.maxinteger), data = data, network = network, interface = interface, optimizer = optimizer,
-  ema = record { decay = num(0, 1) }, repa = repa, steps = int(1, INT_MAX), batch = int(1, SIZE),
+  ema = record { decay = num(0, 1), warmup = bool }, repa = repa, steps = int(1, INT_MAX), batch = int(1, SIZE),
   evals = list(eval, 1, 64), eval_n = int(2, SIZE), out = str(), log_every = int(1, INT_MAX),
   checkpoint_every = int(0, INT_MAX), plot_every = int(0, INT_MAX),
+  -- image runs: the encoder of the metrics (and REPA's targets), label dropout
+  -- for guidance, a samples_<step>.png grid every grid_every steps
+  task = str { "generate", "classifier" }, encoder = str(), label_dropout = num(0, 1), grid_every = int(0, INT_MAX),
 }, { "data", "network", "interface", "optimizer", "ema", "steps", "batch", "evals", "eval_n", "out" })
+
+-- task = "classifier": a ViT on Fashion-MNIST (app/classifier.lua)
+local classifier = record({
+  seed = int(0, math.maxinteger), task = str { "classifier" }, data = data, network = network, optimizer = optimizer,
+  steps = int(1, INT_MAX), batch = int(1, SIZE), eval_every = int(0, INT_MAX), test_n = int(1, 10000), out = str(),
+  log_every = int(1, INT_MAX), checkpoint_every = int(0, INT_MAX),
+}, { "data", "network", "optimizer", "steps", "batch", "out" })
+
+function Config.check_classifier(cfg)
+  classifier(cfg, "")
+  if cfg.data.name ~= "fashion_mnist" then
+    bad("data.name", "must be \"fashion_mnist\" for task=\"classifier\", got %s", show(cfg.data.name))
+  end
+  if cfg.network.kind ~= "ViT" then
+    bad("network.kind", "must be \"ViT\" for task=\"classifier\", got %s", show(cfg.network.kind))
+  end
+  return cfg
+end
 
 -- The application trains on 2-D points (its pictures are scatter plots):
 -- image data waits for an image model; a mixture must be 2-D. (npy data is
@@ -282,7 +308,12 @@ local train = record({
 local image_data = { fashion_mnist = true, idx = true }
 local points = "the toy configs train on 2-D points: two_moons, checkerboard, eight_gaussians, spirals, rings, "
   .. "a mixture with 2-D means, or data.name=npy with an {N, 2} array"
-function Config.check_points(d)
+function Config.check_points(d, net)
+  if d.name == "fashion_mnist" and net and net.kind == "DiT" then return end
+  if d.name == "fashion_mnist" then
+    error(("moonflow.config: data.name=fashion_mnist needs an image model: network.kind = \"DiT\" "
+      .. "(scripts/configs/fashion_sit.lua), got network.kind = %s; %s"):format(show(net and net.kind), points), 0)
+  end
   if image_data[d.name] then
     error(("moonflow.config: data.name=%s needs an image model; %s"):format(d.name, points), 0)
   end
@@ -299,9 +330,18 @@ end
 -- the first bad value. Returns cfg.
 function Config.check(cfg)
   train(cfg, "")
-  Config.check_points(cfg.data)
+  Config.check_points(cfg.data, cfg.network)
+  local image = cfg.data.name == "fashion_mnist"
+  if image and cfg.network.kind ~= "DiT" then
+    bad("network.kind", "must be \"DiT\" for data.name=fashion_mnist (or task=\"classifier\" with a ViT), got %s",
+      show(cfg.network.kind))
+  end
+  if image and cfg.repa and cfg.encoder == nil then
+    bad("repa", "on images aligns with an encoder's tokens: set encoder = \"runs/fashion_encoder/encoder.safetensors\"")
+  end
+  if cfg.repa and not image and cfg.repa.feature_dim == nil then bad("repa", "lacks feature_dim") end
   if cfg.repa then
-    if cfg.repa.feature_dim % 4 ~= 0 then
+    if not image and cfg.repa.feature_dim % 4 ~= 0 then
       bad("repa.feature_dim", "must be a multiple of 4, got %d", cfg.repa.feature_dim)
     end
     local depth = cfg.network.depth or 4

@@ -130,7 +130,7 @@ return {
   -- data, plot, metrics, oracle
   ["mf.data"] = "mf.data\n  Data sources: toy(name), mixture(gm), tensors(x), npy, idx, fashion_mnist; source:batch(n).",
   ["mf.data.toy"] = "mf.data.toy(name, {rngs | generator, noise})\n  2-D toy sets drawn on the device: two_moons, checkerboard, eight_gaussians, spirals, rings.",
-  ["mf.plot"] = "mf.plot\n  PNG pictures: scatter, grid, curve.",
+  ["mf.plot"] = "mf.plot\n  PNG pictures: scatter, grid (row_labels: one row per class, labels beside), curve, curves (panels side by side).",
   ["mf.plot.scatter"] = "mf.plot.scatter(path, x, {reference = y, ...})\n  A scatter plot of x {n, 2} over the reference points.",
   ["mf.plot.curve"] = "mf.plot.curve(path, ys, opts)\n  A line plot (a loss curve) with its moving average.",
   ["mf.plot.grid"] = "mf.plot.grid(path, images, opts)\n  Images {N, C, H, W} in a grid.",

@@ -51,6 +51,16 @@ O.int = function(lo, hi)
     end,
   }
 end
+-- a finite number in [lo, hi]
+O.number = function(lo, hi)
+  return {
+    want = ("a number in [%g, %g]"):format(lo, hi),
+    parse = function(s)
+      local v = tonumber(s)
+      if v and v == v and v >= lo and v <= hi then return v end
+    end,
+  }
+end
 O.string = { want = "a non-empty string", parse = function(s) if s ~= "" then return s end end }
 -- one of choices, matched without case, "_" or "-"
 O.choice = function(choices)

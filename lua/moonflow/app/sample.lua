@@ -4,6 +4,7 @@ local mf = require "moonflow"
 local Config = require "moonflow.app.config"
 local Train = require "moonflow.app.train"
 local Progress = require "moonflow.app.progress"
+local Image = require "moonflow.app.image"
 
 local S = {}
 
@@ -44,6 +45,11 @@ local function check_weights(cfg, dim, ck, path)
   table.sort(have)
   local a, b = table.concat(want, " "), table.concat(have, " ")
   if a ~= b then
+    if Image.is_image(cfg) then
+      local n = Image.network_options(cfg)
+      fail("the config's DiT (hidden_size %d, depth %d, patch_size %d) does not match the stored weights: "
+        .. "its parameters would have shapes %s, the file has %s", n.hidden_size, n.depth, n.patch_size, a, b)
+    end
     fail("the config's network (dim %d, hidden %d, depth %d) does not match the stored weights: "
       .. "its parameters would have shapes %s, the file has %s", dim, cfg.network.hidden, cfg.network.depth, a, b)
   end
@@ -102,12 +108,74 @@ local function save(x, picture, meta)
   return { st, npy }
 end
 
+-- The model builder a sampler takes: MeanFlow's one-time samplers take the
+-- instantaneous velocity v(x, t) = u(x, t, t).
+function S.model_for(cfg, ev, make_model)
+  if cfg.interface.kind ~= "MeanFlow" or ev.sampler == "EulerJump" then return make_model end
+  return function(network)
+    local m = make_model(network)
+    return setmetatable({ pred = function(_, x, t, cond) return m:pred(x, t, t, cond) end,
+      score = function(_, x, t, cond) return m:score(x, t, cond) end }, { __index = m })
+  end
+end
+
+-- An image checkpoint: class-conditional samples (labels cycling), a grid
+-- with one row per class, FD, floor and class accuracy in the features of
+-- the config's encoder.
+function S.run_image(o, ck, cfg)
+  if o.encoder then cfg.encoder = o.encoder end
+  local ev = eval_for(cfg, o.sampler)
+  if ev.guidance_scale == nil then ev.guidance_scale = cfg.evals[1].guidance_scale end
+  if o.guidance then ev.guidance_scale = o.guidance end
+  local seed = o.seed or cfg.seed
+  local rngs = mf.Rngs(seed)
+  check_weights(cfg, nil, ck, o.ckpt)
+  local net, _, make_model = Train.build(cfg, rngs)
+  if o.raw or not ck.ema then
+    net:load_state_dict(ck.model)
+  else
+    local ema = mf.optim.EMA(net, { decay = cfg.ema.decay })
+    ema:load_state_dict(ck.ema)
+    ema:copy_to(net)
+  end
+  ev.sampler = ev.sampler or "Euler"
+  if o.steps then ev.num_sampling_steps = o.steps end
+  local n = o.n or cfg.eval_n
+  local dir = o.ckpt:match("^(.*)/[^/]*$") or "."
+  ev.name = ("%s_%dsteps"):format(ev.sampler:lower(), ev.num_sampling_steps or 50)
+  if ev.guidance_scale and ev.guidance_scale ~= 1 then ev.name = ev.name .. ("_cfg%g"):format(ev.guidance_scale) end
+  ev.picture = o.out or (dir .. "/samples.png")
+  if cfg.encoder then
+    local f = io.open(cfg.encoder, "rb")
+    if not f then
+      error(("moonflow.sample: %s: its encoder %s is gone; train it again with "
+        .. "scripts/moonflow train scripts/configs/fashion_encoder.lua out=%s"):format(o.ckpt, cfg.encoder,
+          cfg.encoder:match("^(.*)/[^/]*$") or "."), 0)
+    end
+    f:close()
+  end
+  local ticker = Progress.ticker { label = ev.name }
+  local r = Image.evaluate(cfg, S.model_for(cfg, ev, make_model), net, rngs, nil,
+    { evals = { ev }, n = n, callback = ticker })[1]
+  ticker:done()
+  r.image = true
+  r.wrote = { r.picture }
+  if o.save then
+    local wrote
+    wrote, r.save_error = save(r.samples, r.picture, { checkpoint = o.ckpt, sampler = ev.sampler,
+      num_sampling_steps = tostring(ev.num_sampling_steps or 50), seed = tostring(seed) })
+    for _, p in ipairs(wrote) do r.wrote[#r.wrote + 1] = p end
+  end
+  return r
+end
+
 -- o: ckpt, sampler, steps, n, out, seed, raw, save (see commands/sample.lua);
 -- the options are checked there, the checkpoint's config here.
 function S.run(o)
   local ck = mf.io.load(o.ckpt)
   local cfg = config_of(ck, o.ckpt)
   cfg.repa = nil -- sampling needs the network only, not REPA's projector
+  if Image.is_image(cfg) then return S.run_image(o, ck, cfg) end
   local ev = eval_for(cfg, o.sampler)
   local seed = o.seed or cfg.seed
   local rngs = mf.Rngs(seed)
@@ -135,15 +203,7 @@ function S.run(o)
   local out = o.out or (dir .. "/samples.png")
   ev.name = ("%s_%dsteps"):format(ev.sampler:lower(), ev.num_sampling_steps or 50)
   ev.picture = out
-  if cfg.interface.kind == "MeanFlow" and ev.sampler ~= "EulerJump" then
-    -- the one-time samplers take the instantaneous velocity v(x, t) = u(x, t, t)
-    local build = make_model
-    make_model = function(network)
-      local m = build(network)
-      return setmetatable({ pred = function(_, x, t, cond) return m:pred(x, t, t, cond) end,
-        score = function(_, x, t, cond) return m:score(x, t, cond) end }, { __index = m })
-    end
-  end
+  make_model = S.model_for(cfg, ev, make_model)
   local ticker = Progress.ticker { label = ev.name }
   local r = Train.evaluate(cfg, make_model, net, d, rngs, nil, { evals = { ev }, n = n, callback = ticker })[1]
   ticker:done()

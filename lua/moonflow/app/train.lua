@@ -4,6 +4,7 @@
 local mf = require "moonflow"
 local Config = require "moonflow.app.config"
 local Progress = require "moonflow.app.progress"
+local Image = require "moonflow.app.image"
 
 local Train = {}
 
@@ -40,6 +41,7 @@ end
 
 ------------------------------------------------------------------ building
 function Train.data_source(cfg, rngs)
+  if Image.is_image(cfg) then return Image.data_source(cfg, rngs) end
   local d = Config.copy(cfg.data)
   d.rngs = rngs
   return mf.data.toy(d.name, d)
@@ -79,6 +81,7 @@ end
 -- LayerNorm weight and bias, timestep embeddings Linear(freq, H), Linear(H, H),
 -- a label table of num_classes + 1 rows).
 function Train.param_shapes(cfg, dim)
+  if Image.is_image(cfg) then return Image.param_shapes(cfg) end
   local n = Train.network_options(cfg, dim)
   local D, H, F = n.dim, n.hidden or 256, n.freq_dim or 256
   local s = {}
@@ -114,9 +117,14 @@ function Train.build(cfg, rngs, dim)
   if not interface_kinds[kind] then
     error(("moonflow.train: unknown interface.kind %q (SiT, EDM, MeanFlow)"):format(tostring(kind)), 0)
   end
-  local ncfg = Train.network_options(cfg, dim)
-  ncfg.rngs = rngs
-  local net = mf.nn.VelocityMLP(ncfg)
+  local net
+  if Image.is_image(cfg) then
+    net = Image.build_network(cfg, rngs)
+  else
+    local ncfg = Train.network_options(cfg, dim)
+    ncfg.rngs = rngs
+    net = mf.nn.VelocityMLP(ncfg)
+  end
   local function make(network)
     local o = Config.copy(ic)
     o.kind = nil
@@ -128,6 +136,8 @@ function Train.build(cfg, rngs, dim)
   local trainer = iface
   if cfg.repa then
     local r = Config.copy(cfg.repa)
+    -- images align with the encoder's tokens: their width is the encoder's
+    if Image.is_image(cfg) then r.feature_dim = r.feature_dim or Image.encoder(cfg.encoder).hidden_size end
     r.interface = iface
     r.rngs = rngs
     trainer = mf.interfaces.REPA(r)
@@ -207,6 +217,10 @@ function Train.absolute_paths(cfg)
       cfg.data[k] = (cwd:gsub("/$", "")) .. "/" .. p
     end
   end
+  local e = cfg.encoder
+  if type(e) == "string" and e:sub(1, 1) ~= "/" and cwd and cwd:sub(1, 1) == "/" then
+    cfg.encoder = (cwd:gsub("/$", "")) .. "/" .. e:gsub("^%./", "")
+  end
   return cfg
 end
 
@@ -241,8 +255,8 @@ end
 
 -- The lines of an earlier log.csv to keep when resuming at step `start`:
 -- the window ends up to it (and a run's last step), so the file reads as one run.
-local function kept_log(path, start, every, total)
-  local kept = { "step,loss,lr,time" }
+local function kept_log(path, start, every, total, header)
+  local kept = { header or "step,loss,lr,time" }
   local f = io.open(path)
   if f then
     for line in f:lines() do
@@ -253,20 +267,71 @@ local function kept_log(path, start, every, total)
   end
   return table.concat(kept, "\n") .. "\n"
 end
+Train.kept_log = kept_log
+
+-- REPA's diffusion and alignment losses, averaged on the device over each
+-- log window and written to parts.csv (step,diffusion_loss,repa_loss) at the
+-- log steps; the window's sums go into checkpoints so a resume continues it.
+local Parts = {}
+Parts.__index = Parts
+Train.Parts = Parts
+local parts_header = "step,diffusion_loss,repa_loss"
+
+function Parts.new(path, start, cfg, st)
+  local self = setmetatable({ path = path, count = 0 }, Parts)
+  if st and math.type(st.count) == "integer" and st.count > 0 and mf.autograd.is_tensor(st.d)
+      and mf.autograd.is_tensor(st.r) then
+    self.d, self.r, self.count = st.d, st.r, st.count
+  end
+  write_file(path, start > 0 and Train.kept_log(path, start, cfg.log_every, cfg.steps, parts_header)
+    or parts_header .. "\n")
+  self.file = assert(io.open(path, "a"))
+  return self
+end
+
+function Parts:update(step, res, shown)
+  local d, r = res.diffusion_loss:mean():detach(), res.repa_loss:mean():detach()
+  self.d = self.d and self.d + d or d
+  self.r = self.r and self.r + r or r
+  self.count = self.count + 1
+  if not shown then return end
+  self.file:write(("%d,%.7g,%.7g\n"):format(step, self.d:item() / self.count, self.r:item() / self.count))
+  self.file:flush()
+  self.d, self.r, self.count = nil, nil, 0
+end
+
+function Parts:state() return { d = self.d, r = self.r, count = self.count } end
+function Parts:close() self.file:close() end
+
+-- {{step, value}} of one column
+function Parts:read(column)
+  local col = column == "diffusion_loss" and 2 or 3
+  local pts = {}
+  for line in io.lines(self.path) do
+    local f = {}
+    for v in line:gmatch("[^,]+") do f[#f + 1] = v end
+    local st = math.tointeger(tonumber(f[1]))
+    if st and tonumber(f[col]) then pts[#pts + 1] = { st, tonumber(f[col]) } end
+  end
+  return pts
+end
 
 -- Trains per cfg (completed and checked here); opts.resume = checkpoint path.
 -- Order: check the config, build, read the resume checkpoint, and only then
 -- touch the run folder (lock, then write).
 function Train.run(cfg, opts)
   opts = opts or {}
+  if cfg.task == "classifier" then return require("moonflow.app.classifier").run(cfg, opts) end
   cfg = Config.check(Train.complete(cfg))
   Train.absolute_paths(cfg)
   local out = cfg.out
+  local image = Image.is_image(cfg)
+  if image then Image.ensure_encoder(cfg, opts) end
   local rngs = mf.Rngs(cfg.seed)
   local data = Train.data_source(cfg, rngs)
   local dim = data.dim or 2
   local shape = data.shape or { dim }
-  if #shape ~= 1 or shape[1] ~= 2 then
+  if not image and (#shape ~= 1 or shape[1] ~= 2) then
     error(("moonflow.train: data.name=%s gives samples of shape {%s}; the toy configs train on 2-D points "
       .. "(shape {2}: an {N, 2} array)"):format(cfg.data.name, table.concat(shape, ", ")), 0)
   end
@@ -281,8 +346,8 @@ function Train.run(cfg, opts)
   local opt = optimizer(net)
   -- REPA's projector is its own module with its own flat buffer
   local opt_proj = cfg.repa and optimizer(trainer.projector) or nil
-  local ema = mf.optim.EMA(net, { decay = cfg.ema.decay })
-  local start, window = 0, nil
+  local ema = mf.optim.EMA(net, { decay = cfg.ema.decay, warmup = cfg.ema.warmup })
+  local start, window, parts_state = 0, nil, nil
   if opts.resume then
     local targets = { model = net, ema = ema, optim = opt, rngs = rngs }
     if opt_proj then targets.projector, targets.optim_projector = trainer.projector, opt_proj end
@@ -295,6 +360,8 @@ function Train.run(cfg, opts)
       error(("moonflow.train: %s is at step %d, past steps=%d"):format(opts.resume, start, total), 0)
     end
     window = Progress.check_state(ck.progress, opts.resume)
+    if ck.data ~= nil and data.set_state then data:set_state(ck.data) end
+    parts_state = ck.parts
   end
   local lock = Train.take_folder(out)
   -- an earlier run is replaced only on request, or continued from its own checkpoint
@@ -313,20 +380,31 @@ function Train.run(cfg, opts)
   write_file(log_path, start > 0 and kept_log(log_path, start, cfg.log_every, total) or "step,loss,lr,time\n")
   local log = assert(io.open(log_path, "a"))
   local progress = Progress.new { total = cfg.steps, every = cfg.log_every, start = start, state = window }
+  -- REPA's two losses, logged apart (parts.csv) for the alignment curve
+  local parts = cfg.repa and Train.Parts.new(out .. "/parts.csv", start, cfg, parts_state) or nil
   local ckpt = out .. "/checkpoint.safetensors"
   local function save(step, elapsed)
     -- the config as data (JSON), never as code; the progress window so that a
     -- resumed log continues this one
     local entries = { model = net, ema = ema, optim = opt, step = step, rngs = rngs,
       config = Config.copy(cfg), progress = progress:state(elapsed) }
+    if image and data.get_state then entries.data = data:get_state() end
+    if parts then entries.parts = parts:state() end
     if opt_proj then entries.projector, entries.optim_projector = trainer.projector, opt_proj end
     mf.io.save(ckpt, entries)
   end
   for step = start + 1, cfg.steps do
     local lr = lr_at(ocfg, step, total)
-    local x = data:batch(cfg.batch)
+    local x, y = data:batch(cfg.batch)
     local res
-    if cfg.repa then
+    if image then
+      local cond = Image.train_cond(cfg, net, y, rngs)
+      if cfg.repa then
+        res = trainer:loss(x, Image.repa_features(Image.encoder(cfg.encoder), x), cond)
+      else
+        res = trainer:loss(x, cond)
+      end
+    elseif cfg.repa then
       res = trainer:loss(x, Train.repa_features(x, cfg.repa.feature_dim))
     else
       res = trainer:loss(x)
@@ -344,11 +422,16 @@ function Train.run(cfg, opts)
     if step == cfg.steps or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) then
       save(step, elapsed)
     end
+    if parts then parts:update(step, res, shown ~= nil) end
     if shown then
       log:write(("%d,%.7g,%.7g,%.3f\n"):format(step, shown, lr, elapsed))
       log:flush()
     end
-    if cfg.plot_every > 0 and step % cfg.plot_every == 0 then
+    if image then
+      if (cfg.grid_every or 0) > 0 and step % cfg.grid_every == 0 then
+        Image.step_grid(cfg, make_model, ema.network, rngs, out, step)
+      end
+    elseif cfg.plot_every > 0 and step % cfg.plot_every == 0 then
       Train.evaluate(cfg, make_model, ema.network, data, rngs, out,
         { evals = { cfg.evals[1] }, n = math.min(cfg.eval_n, 1000) })
     end
@@ -361,27 +444,59 @@ function Train.run(cfg, opts)
     if st then losses[#losses + 1] = { tonumber(st), tonumber(l) } end
   end
   local train_time = progress:elapsed()
-  local results = Train.evaluate(cfg, make_model, ema.network, data, rngs, out)
-  local floor = mf.metrics.energy_floor(data, cfg.eval_n)
-  mf.plot.curve(out .. "/loss.png", losses, { title = "training loss", xlabel = "step", ylabel = "loss" })
+  local results, floor, grid
+  if image then
+    results = Image.evaluate(cfg, make_model, ema.network, rngs, out)
+    -- the final grid under its step's name too: written in the loop, else
+    -- from the first eval's samples when they hold 10 a class, else drawn
+    grid = ("%s/samples_%d.png"):format(out, cfg.steps)
+    local classes = ema.network.num_classes or 1
+    local in_loop = (cfg.grid_every or 0) > 0 and cfg.steps % cfg.grid_every == 0
+    if not in_loop and results[1].samples:shape()[1] >= 10 * classes then
+      Image.grid(grid, results[1].samples, classes, 10, ("step %d"):format(cfg.steps))
+    elseif not in_loop then
+      Image.step_grid(cfg, make_model, ema.network, rngs, out, cfg.steps)
+    end
+  else
+    results = Train.evaluate(cfg, make_model, ema.network, data, rngs, out)
+    floor = mf.metrics.energy_floor(data, cfg.eval_n)
+  end
+  local loss_opts = { title = "training loss", xlabel = "step", ylabel = "loss" }
+  if parts then
+    parts:close()
+    mf.plot.curves(out .. "/loss.png", {
+      { losses, { title = "training loss (diffusion + w repa)", xlabel = "step", ylabel = "loss" } },
+      { parts:read("diffusion_loss"), { title = "diffusion loss", xlabel = "step" } },
+      { parts:read("repa_loss"), { title = "alignment loss (-cos)", xlabel = "step" } },
+    })
+  else
+    mf.plot.curve(out .. "/loss.png", losses, loss_opts)
+  end
   lock:unlock()
   return {
     out = out, time = train_time, final_loss = losses[#losses] and losses[#losses][2],
     results = results, floor = floor, checkpoint = ckpt, log = log_path, config = out .. "/config.lua",
-    loss_picture = out .. "/loss.png",
+    loss_picture = out .. "/loss.png", image = image, grid = grid, parts = parts and parts.path,
   }
 end
 
 -- The summary lines printed at the end of a run.
 function Train.summary(r)
+  if r.classifier then return require("moonflow.app.classifier").summary(r) end
   local lines = {}
   lines[#lines + 1] = ("trained in %s, final loss %.5f"):format(Progress.hms(r.time), r.final_loss or 0 / 0)
   for _, e in ipairs(r.results) do
-    lines[#lines + 1] = ("  %-22s energy distance %.5f  (floor %.5f, ratio %.2f)"):format(
-      e.name, e.energy, r.floor, e.energy / r.floor)
+    if r.image then
+      lines[#lines + 1] = Image.line(e)
+    else
+      lines[#lines + 1] = ("  %-22s energy distance %.5f  (floor %.5f, ratio %.2f)"):format(
+        e.name, e.energy, r.floor, e.energy / r.floor)
+    end
   end
   lines[#lines + 1] = "wrote:"
-  for _, p in ipairs { r.config, r.log, r.checkpoint, r.loss_picture } do lines[#lines + 1] = "  " .. p end
+  for _, k in ipairs { "config", "log", "parts", "checkpoint", "loss_picture", "grid" } do
+    if r[k] then lines[#lines + 1] = "  " .. r[k] end
+  end
   for _, e in ipairs(r.results) do lines[#lines + 1] = "  " .. e.picture end
   return table.concat(lines, "\n")
 end

@@ -4,6 +4,7 @@
 local core = require "moonflow.core"
 local A = require "moonflow.autograd"
 local Canvas = require "moonflow.plot.canvas"
+local Font = require "moonflow.plot.font"
 
 local P = {}
 
@@ -171,11 +172,39 @@ function P.scatter(path, x, opts)
   return cv:write(path), { rect = rect, xrange = xr, yrange = yr, outside = outside }
 end
 
--- grid(path, images, {nrow, pad = 2, range = {-1, 1} | "auto", scale, max = 64}):
+-- text into a packed pixel buffer (outc values per pixel) with the 3x5 font
+-- at integer scale `sc`, top-left (x, y); returns nothing
+local function put_text(px, W, H, outc, x, y, s, value, sc)
+  for i = 1, #s do
+    local ch = s:sub(i, i)
+    for row = 0, Font.height - 1 do
+      for col = 0, Font.width - 1 do
+        if Font.on(ch, col, row) then
+          for yy = y + row * sc, y + (row + 1) * sc - 1 do
+            for xx = x + col * sc, x + (col + 1) * sc - 1 do
+              if xx >= 0 and yy >= 0 and xx < W and yy < H then
+                local o = (yy * W + xx) * outc
+                for c = 1, outc do px[o + c] = value end
+              end
+            end
+          end
+        end
+      end
+    end
+    x = x + (Font.width + 1) * sc
+  end
+end
+
+-- grid(path, images, {nrow, pad = 2, range = {-1, 1} | "auto", scale, max = 64,
+--   row_labels, title}):
 -- images {N, H, W} (gray), {N, C, H, W} with C = 1 or 3, or one {H, W}
 -- image; values in range map to 0..255 (clamped). nrow images per row
 -- (default ceil(sqrt(N))); scale is the integer pixel size (default: cells of
--- at least 56 pixels).
+-- at least 56 pixels). row_labels (one string per row) are written left of
+-- the rows, title above them, dark on white margins (text scale 2: 8 pixels
+-- a character, 10 high). Returns the path and the layout {width, height,
+-- left, top, cell_w, cell_h, pad, nrow, rows}: cell (r, c), 0-based, starts
+-- at x = left + pad + c (cell_w + pad), y = top + pad + r (cell_h + pad).
 function P.grid(path, images, opts)
   opts = opts or {}
   check_path("grid", path)
@@ -188,7 +217,9 @@ function P.grid(path, images, opts)
   else fail("grid", "images must be {N, H, W} or {N, C, H, W}, got {%s}", table.concat(s, ", ")) end
   if C ~= 1 and C ~= 3 then fail("grid", "images need 1 or 3 channels, got %d", C) end
   if N < 1 or Hh < 1 or Ww < 1 then fail("grid", "no pixels in images of shape {%s}", table.concat(s, ", ")) end
-  N = math.min(N, opts.max or 64)
+  local labels = opts.row_labels
+  if labels ~= nil and type(labels) ~= "table" then fail("grid", "row_labels must be a list of strings, got %s", type(labels)) end
+  N = math.min(N, opts.max or (labels and math.huge) or 64)
   local x = images:reshape({ s[1], C, Hh, Ww }):narrow(1, 1, N)
   local lo, hi
   if opts.range == "auto" then
@@ -211,15 +242,36 @@ function P.grid(path, images, opts)
   local pad = opts.pad or 2
   local sc = opts.scale or math.max(1, math.ceil(56 / math.max(Hh, Ww)))
   local cw, ch = Ww * sc, Hh * sc
-  local W = nrow * cw + (nrow + 1) * pad
-  local H = rows * ch + (rows + 1) * pad
+  local left, top = 0, 0
+  if labels then
+    if #labels < rows then fail("grid", "row_labels has %d entries for %d rows", #labels, rows) end
+    local widest = 0
+    for i = 1, rows do
+      if type(labels[i]) ~= "string" then fail("grid", "row_labels[%d] is not a string", i) end
+      widest = math.max(widest, Canvas.text_width(labels[i]))
+    end
+    left = widest + 16
+  end
+  if opts.title then top = 24 end
+  local W = left + nrow * cw + (nrow + 1) * pad
+  local H = top + rows * ch + (rows + 1) * pad
   local outc = C == 1 and 1 or 3
   local padv = opts.pad_value or 40
   local px = {}
-  for i = 1, W * H * outc do px[i] = padv end
+  for i = 0, W * H - 1 do
+    local v = (i % W < left or i // W < top) and 255 or padv
+    for c = 1, outc do px[i * outc + c] = v end
+  end
+  local ink = 20
+  if labels then
+    for r = 0, rows - 1 do
+      put_text(px, W, H, outc, 8, top + pad + r * (ch + pad) + (ch - 10) // 2, labels[r + 1], ink, 2)
+    end
+  end
+  if opts.title then put_text(px, W, H, outc, left + pad, 7, tostring(opts.title), ink, 2) end
   for n = 0, N - 1 do
     local gx, gy = n % nrow, n // nrow
-    local ox, oy = pad + gx * (cw + pad), pad + gy * (ch + pad)
+    local ox, oy = left + pad + gx * (cw + pad), top + pad + gy * (ch + pad)
     for yy = 0, ch - 1 do
       local sy = yy // sc
       for xx = 0, cw - 1 do
@@ -234,7 +286,8 @@ function P.grid(path, images, opts)
   local parts, chunk = {}, 12288
   for i = 1, #px, chunk do parts[#parts + 1] = string.char(table.unpack(px, i, math.min(i + chunk - 1, #px))) end
   core.write_png(path, W, H, outc, table.concat(parts))
-  return path
+  return path, { width = W, height = H, left = left, top = top, cell_w = cw, cell_h = ch, pad = pad, nrow = nrow,
+    rows = rows }
 end
 
 -- curve(path, ys, {xs, title, xlabel, ylabel, log = false, smooth, width = 640,
@@ -245,6 +298,31 @@ end
 function P.curve(path, ys, opts)
   opts = opts or {}
   check_path("curve", path)
+  local W, H = opts.width or 640, opts.height or 400
+  local cv = Canvas.new(W, H)
+  local layout = P.draw_curve("curve", cv, 0, W, H, ys, opts)
+  return cv:write(path), layout
+end
+
+-- curves(path, {{ys, opts}, ...}, {width = 640, height = 400}): curve panels
+-- side by side (each width x height pixels), e.g. a total loss beside its
+-- parts. Returns the path and the panels' layouts.
+function P.curves(path, panels, opts)
+  opts = opts or {}
+  check_path("curves", path)
+  if type(panels) ~= "table" or #panels == 0 then fail("curves", "panels must be a non-empty list of {ys, opts}") end
+  local W, H = opts.width or 640, opts.height or 400
+  local cv = Canvas.new(W * #panels, H)
+  local layouts = {}
+  for i, p in ipairs(panels) do
+    if type(p) ~= "table" then fail("curves", "panel %d must be {ys, opts}, got %s", i, type(p)) end
+    layouts[i] = P.draw_curve("curves", cv, (i - 1) * W, W, H, p[1], p[2] or {})
+  end
+  return cv:write(path), layouts
+end
+
+-- one curve panel on canvas cv at x offset ox, W x H pixels
+function P.draw_curve(fn, cv, ox, W, H, ys, opts)
   local xs, vals = {}, {}
   if A.is_tensor(ys) then
     vals = ys:to("f32"):reshape({ -1 }):tolist()
@@ -253,14 +331,14 @@ function P.curve(path, ys, opts)
       if type(v) == "table" then xs[i], vals[i] = v[1], v[2] else vals[i] = v end
     end
   else
-    fail("curve", "ys must be a tensor or a list, got %s", type(ys))
+    fail(fn, "ys must be a tensor or a list, got %s", type(ys))
   end
   if opts.xs then xs = A.is_tensor(opts.xs) and opts.xs:to("f32"):tolist() or opts.xs end
   for i = 1, #vals do
     if xs[i] == nil then xs[i] = i end
-    if type(vals[i]) ~= "number" or type(xs[i]) ~= "number" then fail("curve", "point %d is not a pair of numbers", i) end
+    if type(vals[i]) ~= "number" or type(xs[i]) ~= "number" then fail(fn, "point %d is not a pair of numbers", i) end
   end
-  if #vals == 0 then fail("curve", "no points to draw") end
+  if #vals == 0 then fail(fn, "no points to draw") end
   local log = opts.log
   local function ty(v) return log and (v > 0 and math.log(v, 10) or nil) or v end
   local lo, hi = math.huge, -math.huge
@@ -275,9 +353,7 @@ function P.curve(path, ys, opts)
   local xr = { xs[1], xs[#xs] }
   for _, v in ipairs(xs) do xr[1], xr[2] = math.min(xr[1], v), math.max(xr[2], v) end
   if xr[2] <= xr[1] then xr = { xr[1] - 0.5, xr[1] + 0.5 } end
-  local W, H = opts.width or 640, opts.height or 400
-  local cv = Canvas.new(W, H)
-  local rect = { 72, 30, W - 20, H - 48 }
+  local rect = { ox + 72, 30, ox + W - 20, H - 48 }
   local fx, fy = frame(cv, rect, xr, yr, {
     title = opts.title, xlabel = opts.xlabel, ylabel = opts.ylabel,
     ylabel_fn = log and function(v) return ("%.3g"):format(10 ^ v) end or nil,
@@ -306,7 +382,7 @@ function P.curve(path, ys, opts)
   else
     polyline(vals, P.colors.curve, 2)
   end
-  return cv:write(path), { rect = rect, xrange = xr, yrange = yr }
+  return { rect = rect, xrange = xr, yrange = yr }
 end
 
 return P

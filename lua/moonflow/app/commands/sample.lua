@@ -13,6 +13,10 @@ Works from any folder: the checkpoint records its data (absolute paths).
   --n N            number of samples (default: the config's eval_n)
   --out FILE       picture to write (default samples.png beside the checkpoint)
   --seed S         seed of the sampling noise (default: the config's seed)
+  --guidance S     classifier-free guidance scale of image checkpoints
+                   (default: the config's first eval's; 1 = none)
+  --encoder PATH   the encoder of an image checkpoint's FD and class accuracy
+                   (default: the config's `encoder`)
   --raw            use the raw (non-EMA) weights
   --save           also write the samples as FILE.npy and FILE.safetensors
                    (tensor "samples") beside the picture
@@ -24,6 +28,8 @@ local spec = {
   n = O.int(2, 1 << 24),
   out = O.string,
   seed = O.int(0, math.maxinteger),
+  guidance = O.number(-1000, 1000),
+  encoder = O.string,
   raw = O.flag,
   save = O.flag,
 }
@@ -44,8 +50,17 @@ return {
     local o = parse(args)
     local Sample = require "moonflow.app.sample"
     local r = Sample.run(o)
-    print(("%s, %d samples: energy distance %.5f (floor %.5f, ratio %.2f)"):format(
-      r.name, r.n, r.energy, r.floor, r.energy / r.floor))
+    if r.image then
+      if r.fd then
+        print(("%s, %d samples: FD %.3f (floor %.3f), class accuracy %.1f%%"):format(r.name, r.n, r.fd, r.floor,
+          100 * (r.accuracy or 0 / 0)))
+      else
+        print(("%s, %d samples (the config names no encoder: no FD)"):format(r.name, r.n))
+      end
+    else
+      print(("%s, %d samples: energy distance %.5f (floor %.5f, ratio %.2f)"):format(
+        r.name, r.n, r.energy, r.floor, r.energy / r.floor))
+    end
     for _, p in ipairs(r.wrote) do print("wrote " .. p) end
     if r.save_error then error(r.save_error, 0) end
     return 0

@@ -10,6 +10,14 @@ Trains the model a config describes and writes into its output folder
   loss.png                the loss curve
 and ends with a summary: time, final loss, energy distance of the samples to
 fresh data beside its floor (two independent data sets of that size).
+Image configs (data.name=fashion_mnist, network.kind=DiT) draw grids with one
+row per class (samples_<sampler>.png, samples_<step>.png, every grid_every
+steps and at the end) and report the Fréchet distance in the features of the
+encoder named by `encoder`, its floor (test vs train) and the class accuracy
+of the samples; a missing encoder is trained first with
+scripts/configs/fashion_encoder.lua (out = its folder). REPA runs also write
+parts.csv and draw the alignment loss beside the diffusion loss.
+task=classifier configs train a ViT and write encoder.safetensors.
 
 key=value overrides any field, nested with dots:
   steps=500 batch=256 optimizer.lr=2e-3 interface.train_time_dist_type=uniform
@@ -18,7 +26,7 @@ the output folder is touched. A folder that holds an earlier run (config.lua,
 log.csv or checkpoint.safetensors) is refused unless --overwrite (start
 afresh there) or resume= (continue it) is given. The toy configs train on
 2-D points (two_moons, checkerboard, eight_gaussians, spirals, rings, a 2-D
-mixture, an {N, 2} npy file); image data is refused until an image model lands.
+mixture, an {N, 2} npy file); fashion_mnist needs network.kind=DiT.
 Data paths are stored absolute, so `moonflow sample` works from any folder.
 One run at a time holds a folder (a lock on .moonflow.lock, dropped when the process ends);
 a second run there fails at once.
@@ -47,7 +55,7 @@ return {
     end
     local Train = require "moonflow.app.train"
     local mf = require "moonflow"
-    local r = Train.run(cfg, { resume = resume, overwrite = flags.overwrite, started = function(c)
+    local r = Train.run(cfg, { resume = resume, overwrite = flags.overwrite, train_encoder = true, started = function(c)
       print(("moonflow train %s on %s -> %s"):format(path, mf.device().name, c.out))
     end })
     print(Train.summary(r))

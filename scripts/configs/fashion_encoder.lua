@@ -1,0 +1,20 @@
+-- The encoder of the image metrics and of REPA: a small ViT (patch 4: 49
+-- tokens, as the DiT configs, so REPA aligns token with token) trained as a
+-- Fashion-MNIST classifier by cross-entropy, with horizontal flips. Writes
+-- runs/fashion_encoder/encoder.safetensors; test accuracy at every eval.
+-- Goal: >= 90% test accuracy. Measured: not measured yet.
+return {
+  seed = 0,
+  task = "classifier",
+  data = { name = "fashion_mnist", flip = true },
+  network = { kind = "ViT", input_size = 28, patch_size = 4, in_channels = 1, hidden_size = 128, depth = 4,
+    num_heads = 4, mlp_ratio = 2, num_classes = 10 },
+  optimizer = { lr = 1e-3, weight_decay = 0.05, warmup = 200, schedule = "cosine", clip_grad_norm = 1.0 },
+  steps = 3000,
+  batch = 128,
+  eval_every = 1000,
+  test_n = 10000,
+  out = "runs/fashion_encoder",
+  log_every = 50,
+  checkpoint_every = 500,
+}
