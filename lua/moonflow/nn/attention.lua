@@ -7,9 +7,10 @@
 --        dQ = s dS K, dK = s dS^T Q
 --   jvp: dS = s (dQ K^T + Q dK^T), dP = P o (dS - rowsum(P o dS)),
 --        dO = dP V + P dV
--- A flash-style GPU kernel (tiles of K and V, running max and sum, memory
--- independent of N^2) would replace forward/vjp/jvp here when the device is
--- a GPU, keeping this path for CPUs.
+-- On a GPU (core.nn_path "auto" on a GPU device, or forced "wg") the tiled
+-- kernels of cl/attention.cl replace all three: tiles of K and V in local
+-- memory, a running max and sum, memory independent of N^2; the forward keeps
+-- O and the row log-sum-exps L, the vjp and jvp recompute P = exp(S - L).
 local core = require "moonflow.core"
 local A = require "moonflow.autograd"
 local O = require "moonflow.ops"
@@ -20,9 +21,35 @@ local packed = O.packed
 local function mT(x) return C.permute(x, { 1, 3, 2 }) end
 local function flat3(x, s) return C.reshape(packed(x), { s[1] * s[2], s[3], s[4] }) end
 
+-- the flash-style kernels (cl/attention.cl) on {B h, rows, cols} blocks
+local function tiled_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
+  local q3, k3, v3 = flat3(q, qs_), flat3(k, ks_), flat3(v, vs_)
+  local o, lse = C.nn_attn_fwd(q3, k3, v3, scale)
+  ctx.tiled, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale = true, q3, k3, v3, o, lse, scale
+  ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
+  return C.reshape(o, { qs_[1], qs_[2], qs_[3], vs_[4] })
+end
+
+local function tiled_vjp(ctx, g)
+  local s = ctx.qshape
+  local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
+  local dq, dk, dv = C.nn_attn_bwd(g3, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale)
+  return C.reshape(dq, ctx.qshape), C.reshape(dk, ctx.kshape), C.reshape(dv, ctx.vshape)
+end
+
+local function tiled_jvp(ctx, tq, tk, tv)
+  local t = C.nn_attn_jvp(tq and flat3(tq, ctx.qshape), tk and flat3(tk, ctx.kshape), tv and flat3(tv, ctx.vshape),
+    ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale)
+  local s = ctx.qshape
+  return C.reshape(t, { s[1], s[2], s[3], ctx.vshape[4] })
+end
+
 local attention = O.def("attention", {
   forward = function(ctx, q, k, v, scale)
     local qs_, ks_, vs_ = q:shape(), k:shape(), v:shape()
+    if ks_[3] > 0 and C.nn_attn_tiled(qs_[4], vs_[4]) then
+      return tiled_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
+    end
     local q3 = C.binary("mul", flat3(q, qs_), scale) -- s Q
     local k3, v3 = flat3(k, ks_), flat3(v, vs_)
     local p = C.nn_softmax(C.matmul(q3, mT(k3)), nil, "softmax")
@@ -32,6 +59,7 @@ local attention = O.def("attention", {
     return C.reshape(o, { qs_[1], qs_[2], qs_[3], vs_[4] })
   end,
   vjp = function(ctx, g)
+    if ctx.tiled then return tiled_vjp(ctx, g) end
     local needs = ctx.needs or { true, true, true }
     local s = ctx.qshape
     local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
@@ -45,6 +73,7 @@ local attention = O.def("attention", {
     return dq, dk, dv
   end,
   jvp = function(ctx, tq, tk, tv)
+    if ctx.tiled then return tiled_jvp(ctx, tq, tk, tv) end
     local ds
     if tq then ds = C.matmul(flat3(tq, ctx.qshape), mT(C.binary("mul", ctx.k3, ctx.scale))) end
     if tk then
