@@ -114,6 +114,17 @@ describe("attention, tiled (wg) and materialized (run) paths", function()
     end)
   end)
 
+  it("agree on views: the heads split of one qkv projection {B, N, 3 h d}, N = 40", function()
+    local x = rand({ 2, 40, 3 * 2 * 4 }, 22, "f64")
+    local y = x:reshape({ 2, 40, 3, 2, 4 }):permute({ 3, 1, 4, 2, 5 }) -- {3, B, h, N, d}
+    local q, k, v = y:narrow(1, 1, 1):reshape({ 2, 2, 40, 4 }), y:narrow(1, 2, 1):reshape({ 2, 2, 40, 4 }),
+      y:narrow(1, 3, 1):reshape({ 2, 2, 40, 4 })
+    local w = rand({ 2, 2, 40, 4 }, 23, "f64")
+    local run = everything("run", q, k, v, w, q * 0.5, k * 2, v * -1)
+    local wg = everything("wg", q, k, v, w, q * 0.5, k * 2, v * -1)
+    for _, what in ipairs(WHAT) do H.close(wg[what], run[what], 1e-13, 1e-13, "views " .. what) end
+  end)
+
   it("the tiled path keeps large logits finite (f32, scores up to ~90: exp would overflow unshifted)", function()
     -- key j's score grows with j, so each tile raises the running max
     local N, M, d = 3, 70, 2

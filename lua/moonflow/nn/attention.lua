@@ -51,12 +51,13 @@ end
 local M = { chunk_bytes = 2 * 1024 * 1024 }
 local MAX_CHUNKS = 256 -- core.cat's limit
 
+local on_gpu -- the device never changes in a process
 local function chunk_heads(bh, n, m, dt)
-  local dev = C.device()
-  if dev.type == "gpu" then return bh end
+  if on_gpu == nil then on_gpu = C.device().type == "gpu" end
+  if on_gpu then return bh end
   local per = n * m * (dt == "f64" and 8 or 4)
   local c = math.max(1, M.chunk_bytes // math.max(per, 1), -(-bh // MAX_CHUNKS))
-  return math.min(c, bh)
+  return math.floor(math.min(c, bh))
 end
 
 -- runs f(i, first, count) over the chunks; cat(list) joins per-chunk results
