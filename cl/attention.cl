@@ -106,9 +106,9 @@
                        global const T *q, global const T *k,                   \
                        global const T *v, global const T *lse,                 \
                        global const T *dd, int N, int M, int d, int e, T s,    \
-                       local T *qt, local T *gt) {                             \
+                       local T *qt, local T *gt, local T *lt) {                \
     AT_ROW(M);                                                                 \
-    local T lt[AT_WG], dt[AT_WG];                                              \
+    local T *dt = lt + AT_WG; /* lt: L, dt: D of the tile's rows */          \
     T kj[AT_DMAX], vj[AT_DMAX], ak[AT_DMAX], av[AT_DMAX];                      \
     for (int c = 0; c < d; ++c) { kj[c] = s * k[me * d + c]; ak[c] = (T)0; }   \
     for (int c = 0; c < e; ++c) { vj[c] = v[me * e + c]; av[c] = (T)0; }       \

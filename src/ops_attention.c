@@ -100,15 +100,15 @@ static int start(atl *a, const char *name, mf_dtype dt) {
 }
 
 /* one work-group per AT_WG rows of each head; the tiles must fit the
-   device's local memory (static ones included: 2 AT_WG elements) */
+   device's local memory */
 static int go(atl *a, const at_dims *d, int rows) {
   if (a->err) return -1;
   mf_runtime *r = mf_rt();
   cl_ulong have = 0;
   if (clGetDeviceInfo(r->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof have, &have, NULL) == CL_SUCCESS &&
-      a->local_bytes + 2 * AT_WG * d->esz > have)
-    return mf_fail("attention: the tiles need %zu bytes of local memory, the device has %llu",
-                   a->local_bytes + 2 * AT_WG * d->esz, (unsigned long long)have);
+      a->local_bytes > have)
+    return mf_fail("attention: the tiles need %zu bytes of local memory, the device has %llu", a->local_bytes,
+                   (unsigned long long)have);
   size_t groups = (size_t)d->bh * (size_t)((rows + AT_WG - 1) / AT_WG);
   return mf_launch(a->k, groups * AT_WG, AT_WG);
 }
@@ -177,6 +177,7 @@ int mf_attn_bwd(mf_tensor *dq, mf_tensor *dk, mf_tensor *dv, const mf_tensor *g,
   a_dims(&b, &d, s);
   a_local(&b, &d, AT_WG * d.d);
   a_local(&b, &d, AT_WG * d.e);
+  a_local(&b, &d, 2 * AT_WG);
   if (go(&a, &d, d.n) || go(&b, &d, d.m)) goto fail_dv;
   mf_tensor_free(&dd);
   return 0;
