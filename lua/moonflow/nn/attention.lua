@@ -47,7 +47,8 @@ end
 -- The materialized path runs over chunks of heads, so that one chunk's
 -- scores {c, N, M} stay in cache between its gemm, softmax and gemm (on a
 -- CPU, all heads at once stream the N^2 blocks through memory three times).
--- M.chunk_bytes: the scores a chunk may hold (a GPU takes all heads at once).
+-- M.chunk_bytes: the scores a chunk may hold; scores up to twice that stay
+-- one chunk (a GPU takes all heads at once).
 local M = { chunk_bytes = 2 * 1024 * 1024 }
 local MAX_CHUNKS = 256 -- core.cat's limit
 
@@ -56,6 +57,7 @@ local function chunk_heads(bh, n, m, dt)
   if on_gpu == nil then on_gpu = C.device().type == "gpu" end
   if on_gpu then return bh end
   local per = n * m * (dt == "f64" and 8 or 4)
+  if bh * per <= 2 * M.chunk_bytes then return bh end -- cache-sized already: one launch each
   local c = math.max(1, M.chunk_bytes // math.max(per, 1), -(-bh // MAX_CHUNKS))
   return math.floor(math.min(c, bh))
 end
