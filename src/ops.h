@@ -24,4 +24,19 @@ int mf_gather(mf_tensor *out, const mf_tensor *a, int dim, const mf_tensor *idx)
 int mf_scatter_add(mf_tensor *out, const mf_tensor *like, int dim, const mf_tensor *idx,
                    const mf_tensor *g);
 
+/* src/ops_attention.c: flash-style attention (cl/attention.cl) over heads
+   q {BH, N, d}, k {BH, M, d}, v {BH, M, e}, all contiguous at offset 0.
+   1 when the tiled kernels serve these sizes (mf_nn path "wg", or "auto" on a
+   GPU; d, e <= MF_ATTN_DMAX), else 0: the materialized path. */
+#define MF_ATTN_DMAX 128
+int mf_attn_tiled(int64_t d, int64_t e);
+/* o {BH, N, e} = softmax(s q k^T) v, lse {BH, N} its row log-sum-exps */
+int mf_attn_fwd(mf_tensor *o, mf_tensor *lse, const mf_tensor *q, const mf_tensor *k, const mf_tensor *v, double s);
+/* dq, dk, dv for the cotangent g {BH, N, e} of o */
+int mf_attn_bwd(mf_tensor *dq, mf_tensor *dk, mf_tensor *dv, const mf_tensor *g, const mf_tensor *q,
+                const mf_tensor *k, const mf_tensor *v, const mf_tensor *o, const mf_tensor *lse, double s);
+/* the tangent of o for tangents tq, tk, tv (each NULL for zero) */
+int mf_attn_jvp(mf_tensor *out, const mf_tensor *tq, const mf_tensor *tk, const mf_tensor *tv, const mf_tensor *q,
+                const mf_tensor *k, const mf_tensor *v, const mf_tensor *o, const mf_tensor *lse, double s);
+
 #endif

@@ -135,6 +135,37 @@ describe("attention", function()
       1e-13, 1e-13, "views")
   end)
 
+  it("the materialized path's chunks of heads (a ragged last chunk; over 256 heads) equal one chunk", function()
+    local mod = require "moonflow.nn.attention"
+    local q, k, v = rand({ 2, 5, 5, 4 }, 19, "f64"), rand({ 2, 5, 7, 4 }, 20, "f64"), rand({ 2, 5, 7, 3 }, 21, "f64")
+    local w, tq, tk, tv = rand({ 2, 5, 5, 3 }, 22, "f64"), q * 0.5, k * -1, v * 2
+    local function all()
+      local a, b, c = q:clone():requires_grad(), k:clone():requires_grad(), v:clone():requires_grad()
+      local o = F.attention(a, b, c, { scale = 0.4 })
+      o:backward(w)
+      local _, t = mf.autograd.jvp(function(x, y, z) return F.attention(x, y, z, { scale = 0.4 }) end, { q, k, v },
+        { tq, tk, tv })
+      return { o:tolist(), a.grad:tolist(), b.grad:tolist(), c.grad:tolist(), t:tolist() }
+    end
+    local prev_bytes, prev_path = mod.chunk_bytes, mf.core.nn_path("run")
+    local ok, err = pcall(function()
+      mod.chunk_bytes = 1e9
+      local one = all()
+      mod.chunk_bytes = 4 * 5 * 7 * 8 -- 4 heads a chunk: 10 = 4 + 4 + 2
+      local four = all()
+      for j, what in ipairs { "o", "dq", "dk", "dv", "jvp" } do H.close(four[j], one[j], 1e-14, 1e-15, what) end
+      H.close(four[1], H.flatten(attention_lua(q:totable(), k:totable(), v:totable(), 0.4)), 1e-13, 1e-13, "o")
+      -- 300 heads, one head's scores over the limit: 2 heads a chunk (at most 256 chunks)
+      mod.chunk_bytes = 1
+      local x = rand({ 1, 300, 2, 2 }, 23, "f64")
+      H.close(F.attention(x, x, x):tolist(), H.flatten(attention_lua(x:totable(), x:totable(), x:totable(),
+        1 / math.sqrt(2))), 1e-13, 1e-13, "300 heads")
+    end)
+    mod.chunk_bytes = prev_bytes
+    mf.core.nn_path(prev_path)
+    if not ok then error(err, 0) end
+  end)
+
   it("rejects mismatched shapes and dtypes", function()
     local q = mf.zeros({ 1, 2, 3, 4 })
     assert.has_error(function() F.attention(q, mf.zeros({ 1, 2, 5, 3 }), mf.zeros({ 1, 2, 5, 3 })) end,

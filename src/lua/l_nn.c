@@ -1,6 +1,7 @@
 /* Binding of the fused layer kernels (cl/nn.cl). Opened from l_optim.c. */
 #include <string.h>
 
+#include "../ops.h"
 #include "../ops_nn.h"
 #include "lmf.h"
 
@@ -149,6 +150,46 @@ static int l_lnm_jvp(lua_State *L) {
   return 1;
 }
 
+/* nn_attn_tiled(d, e) -> whether the flash-style kernels serve head sizes
+   d, e (path "wg", or "auto" on a GPU) */
+static int l_attn_tiled(lua_State *L) {
+  lua_pushboolean(L, mf_attn_tiled(luaL_checkinteger(L, 1), luaL_checkinteger(L, 2)));
+  return 1;
+}
+
+/* nn_attn_fwd(q, k, v, scale) -> o, lse (each {B h, rows, cols}, packed) */
+static int l_attn_fwd(lua_State *L) {
+  const char *fn = "attention";
+  mf_tensor *q = lmf_check(L, 1, fn), *k = lmf_check(L, 2, fn), *v = lmf_check(L, 3, fn), o, lse;
+  if (mf_attn_fwd(&o, &lse, q, k, v, luaL_checknumber(L, 4))) return lmf_fail(L, fn);
+  lmf_push(L, &o);
+  lmf_push(L, &lse);
+  return 2;
+}
+
+/* nn_attn_bwd(g, q, k, v, o, lse, scale) -> dq, dk, dv */
+static int l_attn_bwd(lua_State *L) {
+  const char *fn = "attention";
+  mf_tensor *g = lmf_check(L, 1, fn), *q = lmf_check(L, 2, fn), *k = lmf_check(L, 3, fn);
+  mf_tensor *v = lmf_check(L, 4, fn), *o = lmf_check(L, 5, fn), *lse = lmf_check(L, 6, fn), dq, dk, dv;
+  if (mf_attn_bwd(&dq, &dk, &dv, g, q, k, v, o, lse, luaL_checknumber(L, 7))) return lmf_fail(L, fn);
+  lmf_push(L, &dq);
+  lmf_push(L, &dk);
+  lmf_push(L, &dv);
+  return 3;
+}
+
+/* nn_attn_jvp(tq|nil, tk|nil, tv|nil, q, k, v, o, lse, scale) -> tangent of o */
+static int l_attn_jvp(lua_State *L) {
+  const char *fn = "attention";
+  mf_tensor *tq = opt_t(L, 1, fn), *tk = opt_t(L, 2, fn), *tv = opt_t(L, 3, fn);
+  mf_tensor *q = lmf_check(L, 4, fn), *k = lmf_check(L, 5, fn), *v = lmf_check(L, 6, fn);
+  mf_tensor *o = lmf_check(L, 7, fn), *lse = lmf_check(L, 8, fn), out;
+  if (mf_attn_jvp(&out, tq, tk, tv, q, k, v, o, lse, luaL_checknumber(L, 9))) return lmf_fail(L, fn);
+  lmf_push(L, &out);
+  return 1;
+}
+
 /* nn_path([name]) -> previous name: "auto", "run" (CPU shape), "wg" (GPU shape) */
 static int l_nn_path(lua_State *L) {
   static const char *const names[] = {"auto", "run", "wg", NULL};
@@ -166,6 +207,8 @@ void lmf_open_nn(lua_State *L) {
                                  {"nn_lnm_fwd", l_lnm_fwd},   {"nn_lnm_bwd", l_lnm_bwd},
                                  {"nn_lnm_jvp", l_lnm_jvp},
                                  {"nn_path", l_nn_path},
+                                 {"nn_attn_tiled", l_attn_tiled}, {"nn_attn_fwd", l_attn_fwd},
+                                 {"nn_attn_bwd", l_attn_bwd}, {"nn_attn_jvp", l_attn_jvp},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   lmf_set_names(L, acts, "nn_activations");

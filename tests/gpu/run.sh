@@ -92,7 +92,7 @@ cat "$work"/races-*.out | grep -oE "Instructions executed for kernel '[A-Za-z0-9
 echo "check.sh gpu: $(wc -l <"$work/kernels.ran") of $(wc -l <"$work/kernels.all") kernels ran" >&2
 family() { grep -oE "^(${2})" "$work/$1" | wc -l; }
 for fam in "elementwise:un_|bin_|bins_|where_|clamp_|fill_|arange_|copy_" "reduce:red_|redc_" "random:rand_" \
-  "diffusion:diff_|rf_" "optim:optim_" "nn:nn_|nnwg_|lnm_" "softmax:sm_|smwg_" "index:gather_|index_|scatter_" "sampler:smp_|oracle_" \
+  "diffusion:diff_|rf_" "optim:optim_" "nn:nn_|nnwg_|lnm_" "softmax:sm_|smwg_" "attention:at_" "index:gather_|index_|scatter_" "sampler:smp_|oracle_" \
   "data:toy2d" "metrics:pair_dist"; do
   ran=$(family kernels.ran "${fam#*:}") all=$(family kernels.all "${fam#*:}")
   printf '  %-12s %3d of %3d kernels ran\n' "${fam%%:*}" "$ran" "$all"

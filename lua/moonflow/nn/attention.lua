@@ -1,15 +1,16 @@
 -- Scaled dot-product attention as one differentiable op:
 --   S = s Q K^T, P = softmax(S) (rows), O = P V,  s = 1/sqrt(d) by default
--- for Q {B, h, N, d}, K {B, h, M, d}, V {B, h, M, e}. The scores are
--- materialized: batched gemm (CLBlast through core.matmul) over B h, the
--- fused softmax row kernel (cl/softmax.cl). The forward keeps P.
+-- for Q {B, h, N, d}, K {B, h, M, d}, V {B, h, M, e}. On a CPU the scores
+-- are materialized, a chunk of heads at a time: batched gemm (core.matmul),
+-- the fused softmax row kernel (cl/softmax.cl). The forward keeps P.
 --   vjp: dV = P^T G, dP = G V^T, dS = P o (dP - rowsum(dP o P)),
 --        dQ = s dS K, dK = s dS^T Q
 --   jvp: dS = s (dQ K^T + Q dK^T), dP = P o (dS - rowsum(P o dS)),
 --        dO = dP V + P dV
--- A flash-style GPU kernel (tiles of K and V, running max and sum, memory
--- independent of N^2) would replace forward/vjp/jvp here when the device is
--- a GPU, keeping this path for CPUs.
+-- On a GPU (core.nn_path "auto" on a GPU device, or forced "wg") the tiled
+-- kernels of cl/attention.cl replace all three: tiles of K and V in local
+-- memory, a running max and sum, memory independent of N^2; the forward keeps
+-- O and the row log-sum-exps L, the vjp and jvp recompute P = exp(S - L).
 local core = require "moonflow.core"
 local A = require "moonflow.autograd"
 local O = require "moonflow.ops"
@@ -20,46 +21,130 @@ local packed = O.packed
 local function mT(x) return C.permute(x, { 1, 3, 2 }) end
 local function flat3(x, s) return C.reshape(packed(x), { s[1] * s[2], s[3], s[4] }) end
 
+-- the flash-style kernels (cl/attention.cl) on {B h, rows, cols} blocks
+local function tiled_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
+  local q3, k3, v3 = flat3(q, qs_), flat3(k, ks_), flat3(v, vs_)
+  local o, lse = C.nn_attn_fwd(q3, k3, v3, scale)
+  ctx.tiled, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale = true, q3, k3, v3, o, lse, scale
+  ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
+  return C.reshape(o, { qs_[1], qs_[2], qs_[3], vs_[4] })
+end
+
+local function tiled_vjp(ctx, g)
+  local s = ctx.qshape
+  local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
+  local dq, dk, dv = C.nn_attn_bwd(g3, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale)
+  return C.reshape(dq, ctx.qshape), C.reshape(dk, ctx.kshape), C.reshape(dv, ctx.vshape)
+end
+
+local function tiled_jvp(ctx, tq, tk, tv)
+  local t = C.nn_attn_jvp(tq and flat3(tq, ctx.qshape), tk and flat3(tk, ctx.kshape), tv and flat3(tv, ctx.vshape),
+    ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale)
+  local s = ctx.qshape
+  return C.reshape(t, { s[1], s[2], s[3], ctx.vshape[4] })
+end
+
+-- The materialized path runs over chunks of heads, so that one chunk's
+-- scores {c, N, M} stay in cache between its gemm, softmax and gemm (on a
+-- CPU, all heads at once stream the N^2 blocks through memory three times).
+-- M.chunk_bytes: the scores a chunk may hold; scores up to twice that stay
+-- one chunk (a GPU takes all heads at once).
+local M = { chunk_bytes = 2 * 1024 * 1024 }
+local MAX_CHUNKS = 256 -- core.cat's limit
+
+local on_gpu -- the device never changes in a process
+local function chunk_heads(bh, n, m, dt)
+  if on_gpu == nil then on_gpu = C.device().type == "gpu" end
+  if on_gpu then return bh end
+  local per = n * m * (dt == "f64" and 8 or 4)
+  if bh * per <= 2 * M.chunk_bytes then return bh end -- cache-sized already: one launch each
+  local c = math.max(1, M.chunk_bytes // math.max(per, 1), -(-bh // MAX_CHUNKS))
+  return math.floor(math.min(c, bh))
+end
+
+-- runs f(i, first, count) over the chunks; cat(list) joins per-chunk results
+local function each_chunk(ctx, f)
+  local bh, c = ctx.bh, ctx.chunk
+  local i = 0
+  for first = 1, bh, c do
+    i = i + 1
+    f(i, first, math.min(c, bh - first + 1))
+  end
+end
+local function cat(list) return #list == 1 and list[1] or C.cat(list, 1) end
+local function part(x, first, count, bh)
+  if count == bh then return x end
+  return C.narrow(x, 1, first, count)
+end
+
 local attention = O.def("attention", {
   forward = function(ctx, q, k, v, scale)
     local qs_, ks_, vs_ = q:shape(), k:shape(), v:shape()
+    if ks_[3] > 0 and C.nn_attn_tiled(qs_[4], vs_[4]) then
+      return tiled_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
+    end
     local q3 = C.binary("mul", flat3(q, qs_), scale) -- s Q
     local k3, v3 = flat3(k, ks_), flat3(v, vs_)
-    local p = C.nn_softmax(C.matmul(q3, mT(k3)), nil, "softmax")
-    ctx.qs, ctx.k3, ctx.v3, ctx.p, ctx.scale = q3, k3, v3, p, scale
+    ctx.qs, ctx.k3, ctx.v3, ctx.scale = q3, k3, v3, scale
     ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
-    local o = C.matmul(p, v3)
-    return C.reshape(o, { qs_[1], qs_[2], qs_[3], vs_[4] })
+    ctx.bh = qs_[1] * qs_[2]
+    ctx.chunk = chunk_heads(ctx.bh, qs_[3], ks_[3], C.dtype(q3))
+    local ps, os_ = {}, {}
+    each_chunk(ctx, function(i, first, count)
+      local qc, kc, vc = part(q3, first, count, ctx.bh), part(k3, first, count, ctx.bh), part(v3, first, count, ctx.bh)
+      ps[i] = C.nn_softmax(C.matmul(qc, mT(kc)), nil, "softmax")
+      os_[i] = C.matmul(ps[i], vc)
+    end)
+    ctx.ps = ps
+    return C.reshape(cat(os_), { qs_[1], qs_[2], qs_[3], vs_[4] })
   end,
   vjp = function(ctx, g)
+    if ctx.tiled then return tiled_vjp(ctx, g) end
     local needs = ctx.needs or { true, true, true }
     local s = ctx.qshape
     local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
-    local dv = needs[3] and C.reshape(C.matmul(mT(ctx.p), g3), ctx.vshape) or nil
-    local dq, dk
-    if needs[1] or needs[2] then
-      local ds = C.nn_softmax(C.matmul(g3, mT(ctx.v3)), ctx.p, "softmax_d")
-      if needs[1] then dq = C.reshape(C.matmul(ds, C.binary("mul", ctx.k3, ctx.scale)), ctx.qshape) end
-      if needs[2] then dk = C.reshape(C.matmul(mT(ds), ctx.qs), ctx.kshape) end
-    end
+    local ks = (needs[1]) and C.binary("mul", ctx.k3, ctx.scale) or nil -- s K
+    local dqs, dks, dvs = {}, {}, {}
+    each_chunk(ctx, function(i, first, count)
+      local p, gc = ctx.ps[i], part(g3, first, count, ctx.bh)
+      if needs[3] then dvs[i] = C.matmul(mT(p), gc) end
+      if needs[1] or needs[2] then
+        local ds = C.nn_softmax(C.matmul(gc, mT(part(ctx.v3, first, count, ctx.bh))), p, "softmax_d")
+        if needs[1] then dqs[i] = C.matmul(ds, part(ks, first, count, ctx.bh)) end
+        if needs[2] then dks[i] = C.matmul(mT(ds), part(ctx.qs, first, count, ctx.bh)) end
+      end
+    end)
+    local dq = needs[1] and C.reshape(cat(dqs), ctx.qshape) or nil
+    local dk = needs[2] and C.reshape(cat(dks), ctx.kshape) or nil
+    local dv = needs[3] and C.reshape(cat(dvs), ctx.vshape) or nil
     return dq, dk, dv
   end,
   jvp = function(ctx, tq, tk, tv)
-    local ds
-    if tq then ds = C.matmul(flat3(tq, ctx.qshape), mT(C.binary("mul", ctx.k3, ctx.scale))) end
-    if tk then
-      local t = C.matmul(ctx.qs, mT(flat3(tk, ctx.kshape)))
-      ds = ds and C.binary("add", ds, t) or t
-    end
-    local out
-    if ds then out = C.matmul(C.nn_softmax(ds, ctx.p, "softmax_d"), ctx.v3) end
-    if tv then
-      local t = C.matmul(ctx.p, flat3(tv, ctx.vshape))
-      out = out and C.binary("add", out, t) or t
-    end
+    if ctx.tiled then return tiled_jvp(ctx, tq, tk, tv) end
     local s = ctx.qshape
-    if not out then return C.full({ s[1], s[2], s[3], ctx.vshape[4] }, 0, C.dtype(ctx.p)) end
-    return C.reshape(out, { s[1], s[2], s[3], ctx.vshape[4] })
+    local oshape = { s[1], s[2], s[3], ctx.vshape[4] }
+    if not (tq or tk or tv) then return C.full(oshape, 0, C.dtype(ctx.qs)) end
+    local tq3 = tq and flat3(tq, ctx.qshape)
+    local tk3 = tk and flat3(tk, ctx.kshape)
+    local tv3 = tv and flat3(tv, ctx.vshape)
+    local ks = tq and C.binary("mul", ctx.k3, ctx.scale) or nil -- s K
+    local outs = {}
+    each_chunk(ctx, function(i, first, count)
+      local function pc(x) return part(x, first, count, ctx.bh) end
+      local p, ds, out = ctx.ps[i], nil, nil
+      if tq3 then ds = C.matmul(pc(tq3), mT(pc(ks))) end
+      if tk3 then
+        local t = C.matmul(pc(ctx.qs), mT(pc(tk3)))
+        ds = ds and C.binary("add", ds, t) or t
+      end
+      if ds then out = C.matmul(C.nn_softmax(ds, p, "softmax_d"), pc(ctx.v3)) end
+      if tv3 then
+        local t = C.matmul(p, pc(tv3))
+        out = out and C.binary("add", out, t) or t
+      end
+      outs[i] = out
+    end)
+    return C.reshape(cat(outs), oshape)
   end,
 })
 
@@ -88,4 +173,5 @@ local function attention_fn(q, k, v, opts)
   return A.apply(attention, q, k, v, scale)
 end
 
-return { attention = attention_fn }
+M.attention = attention_fn
+return M
