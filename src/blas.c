@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas_host.h"
 #include "ops.h"
 #include "runtime.h"
 
@@ -72,6 +73,9 @@ int mf_matmul(mf_tensor *out, const mf_tensor *a, const mf_tensor *b) {
     if (mf_fill(out, 0)) goto fail;
     return 0;
   }
+  int h = mf_host_gemm(out, a, b, batch, m, n, k);
+  if (h < 0) goto fail;
+  if (h == 0) return 0;
   if (use_cpu_gemm(r, a)) {
     if (cpu_gemm(out, a, b, batch, m, n, k)) goto fail;
     return 0;
