@@ -5,7 +5,8 @@
 -- table of both. Figures (median wall time of several reps after warm-up,
 -- the device synchronized around each):
 --   SiT step      loss, backward, AdamW step, batch 64 and 256
---   MeanFlow step loss (jvp through the DiT, use_dt), backward, AdamW, batch 64
+--   MeanFlow step loss (jvp through the DiT, use_dt; guidance_scale 1 and
+--                 mixture 0, so no extra guidance pass), backward, AdamW, batch 64
 --   Euler x50     50 Euler steps of SiT sampling from noise, batch 256
 --   attention     F.attention on {64, 4, 256, 64}: forward 4 B h N^2 d flops
 --                 (two matmuls), forward+backward 12 B h N^2 d (six matmuls);
@@ -69,7 +70,9 @@ return function(ctx)
 
   local function train(kind, B, reps)
     local net, rngs = dit { use_dt = kind == "MeanFlow" or nil }
-    local o = { network = net, rngs = rngs }
+    -- MeanFlow without the guidance pass (guidance_scale 1, mixture 0): the
+    -- step is the jvp pass and the backward, as in the PyTorch peer
+    local o = { network = net, rngs = rngs, guidance_scale = 1, guidance_mixture_ratio = 0 }
     local iface = mf.interfaces[kind](o)
     local opt = mf.optim.AdamW(net, { lr = 1e-4 })
     local x = rngs.sample:normal { B, 1, 28, 28 }
