@@ -10,6 +10,7 @@
 #include "blas_host.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,9 @@ typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, i
                          double *, int);
 static sgemm_fn sgemm;
 static dgemm_fn dgemm;
+static void (*set_threads)(int);
+static int (*get_threads)(void);
+static int host_threads = 1; /* the device's compute units: threads over a batch */
 static int state; /* 0 unknown, 1 usable, -1 not */
 
 static int usable(const mf_runtime *r) {
@@ -39,9 +43,12 @@ static int usable(const mf_runtime *r) {
     if (!h) continue;
     sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
     dgemm = (dgemm_fn)dlsym(h, "cblas_dgemm");
-    if (!sgemm || !dgemm) { sgemm = NULL; dgemm = NULL; dlclose(h); }
+    if (!sgemm || !dgemm) { sgemm = NULL; dgemm = NULL; dlclose(h); continue; }
+    set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
+    get_threads = (int (*)(void))dlsym(h, "openblas_get_num_threads");
   }
   if (sgemm) state = 1;
+  host_threads = r->info.compute_units > 1 ? (r->info.compute_units < 16 ? r->info.compute_units : 16) : 1;
   return state > 0;
 }
 
@@ -55,11 +62,18 @@ typedef struct {
   int64_t oa, ob, sa, sb, batch;
 } gemm_args;
 
-static void CL_CALLBACK run_gemm(void *p) {
-  gemm_args *g = p;
+/* products lo..hi-1 of the batch, each with OpenBLAS */
+typedef struct {
+  const gemm_args *g;
+  int64_t lo, hi;
+} gemm_range;
+
+static void *run_range(void *p) {
+  const gemm_range *q = p;
+  const gemm_args *g = q->g;
   int TA = g->ta ? 112 : 111, TB = g->tb ? 112 : 111;
   int64_t mn = (int64_t)g->m * g->n;
-  for (int64_t i = 0; i < g->batch; ++i) {
+  for (int64_t i = q->lo; i < q->hi; ++i) {
     if (g->f64)
       dgemm(101, TA, TB, g->m, g->n, g->k, 1.0, (const double *)g->a + g->oa + i * g->sa, g->lda,
             (const double *)g->b + g->ob + i * g->sb, g->ldb, 0.0, (double *)g->c + i * mn, g->n);
@@ -67,6 +81,37 @@ static void CL_CALLBACK run_gemm(void *p) {
       sgemm(101, TA, TB, g->m, g->n, g->k, 1.0f, (const float *)g->a + g->oa + i * g->sa, g->lda,
             (const float *)g->b + g->ob + i * g->sb, g->ldb, 0.0f, (float *)g->c + i * mn, g->n);
   }
+  return NULL;
+}
+
+/* One product: OpenBLAS threads it. A batch (attention's heads, small
+   products): the batch split over host_threads threads, OpenBLAS on one
+   thread in each (threading each small product would fork-join per matrix). */
+static void CL_CALLBACK run_gemm(void *p) {
+  gemm_args *g = p;
+  int nt = g->batch < host_threads ? (int)g->batch : host_threads;
+  if (nt <= 1 || !set_threads || !get_threads) {
+    gemm_range q = {g, 0, g->batch};
+    run_range(&q);
+    return;
+  }
+  int prev = get_threads();
+  set_threads(1);
+  gemm_range q[16];
+  pthread_t th[16];
+  int started[16] = {0};
+  for (int t = 0; t < nt; ++t) {
+    q[t].g = g;
+    q[t].lo = g->batch * t / nt;
+    q[t].hi = g->batch * (t + 1) / nt;
+  }
+  for (int t = 1; t < nt; ++t) started[t] = pthread_create(&th[t], NULL, run_range, &q[t]) == 0;
+  run_range(&q[0]);
+  for (int t = 1; t < nt; ++t) {
+    if (started[t]) pthread_join(th[t], NULL);
+    else run_range(&q[t]); /* no thread: this one does it */
+  }
+  set_threads(prev);
 }
 
 /* Layout of the last two dims: 0 row-major, 1 transposed, -1 neither; *ld its leading dimension */
@@ -83,10 +128,7 @@ static int layout(const mf_tensor *t, int *ld) {
 int mf_host_gemm(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, int64_t batch, int64_t m, int64_t n,
                  int64_t k) {
   mf_runtime *r = mf_rt();
-  /* batches of small products (attention's heads) stay with the device
-     kernels, which spread the batch over the cores: OpenBLAS threads each
-     small product and pays its fork-join per matrix */
-  if (batch > 1 || !r || !usable(r) || (a->dtype != MF_F32 && a->dtype != MF_F64)) return 1;
+  if (!r || !usable(r) || (a->dtype != MF_F32 && a->dtype != MF_F64)) return 1;
   gemm_args g;
   memset(&g, 0, sizeof g);
   int nd = a->ndim;
