@@ -1,5 +1,7 @@
-/* Matrix products through CLBlast. A row-major operand whose last two dims
-   are swapped in memory (a transposed view) goes in as a transpose flag. */
+/* Matrix products: on CPU devices through the host's OpenBLAS when it loads
+   (blas_host.c), else cl/gemm.cl (f32) or CLBlast; on GPUs through CLBlast.
+   A row-major operand whose last two dims are swapped in memory (a
+   transposed view) goes in as a transpose flag. */
 #include <clblast_c.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,9 +4,13 @@
    (clEnqueueNativeKernel) in the one in-order queue, so it runs after the
    kernels before it and before those after it, with no host round trip;
    the buffers are mapped around it (no copies: PoCL's memory is the host's).
+   Single products use OpenBLAS's own threads; batches are split over the
+   cores, one OpenBLAS thread each.
    OpenBLAS is opened at run time (dlopen libopenblas.so.0): without it, or
    on a device without native kernels, or with MOONFLOW_GEMM=device or
-   clblast, this path stands aside. */
+   clblast, this path stands aside. (The mapping replaces clEnqueueNativeKernel's
+   mem_list: PoCL 3.1 pairs those buffers with args_mem_loc in an order of
+   its own, swapping operands.) */
 #include "blas_host.h"
 
 #include <dlfcn.h>
