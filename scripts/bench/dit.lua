@@ -166,7 +166,10 @@ return function(ctx)
   local torch = {}
   local ran = false
   if os.getenv("MOONFLOW_BENCH_TORCH") ~= "0" then
-    local cmd = ("%s %q --kv %s"):format(py, ctx.root .. "/scripts/bench_torch_dit.py", sel and sel ~= "" and sel or "")
+    -- the subset as the figure names it matched (nothing from the environment reaches the shell)
+    local names = {}
+    for _, k in ipairs(FIGS) do if want[k] then names[#names + 1] = k end end
+    local cmd = ("%s %q --kv %s"):format(py, ctx.root .. "/scripts/bench_torch_dit.py", table.concat(names, ","))
     print("\n$ " .. cmd)
     local f = io.popen(cmd .. " 2>&1")
     if f then
