@@ -132,6 +132,9 @@ static int layout(const mf_tensor *t, int *ld) {
 int mf_host_gemm(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, int64_t batch, int64_t m, int64_t n,
                  int64_t k) {
   mf_runtime *r = mf_rt();
+  /* small products stay with one device launch: the host path's three
+     maps, native kernel and unmaps cost more than they save below ~100^3 */
+  if ((double)batch * (double)m * (double)n * (double)k < 1048576.0) return 1;
   if (!r || !usable(r) || (a->dtype != MF_F32 && a->dtype != MF_F64)) return 1;
   gemm_args g;
   memset(&g, 0, sizeof g);
