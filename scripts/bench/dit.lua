@@ -59,6 +59,13 @@ return function(ctx)
     return mf.nn.DiT(o), o.rngs
   end
 
+  -- the machine: CPU model, AVX-512, load (the figures are wall clock on shared cores)
+  local function loadavg() return (ctx.sh("cat /proc/loadavg"):match("^(%S+ %S+ %S+)")) or "?" end
+  local cpu = ctx.sh("cat /proc/cpuinfo")
+  local cores = select(2, cpu:gsub("\nprocessor%s*:", "")) + (cpu:match("^processor") and 1 or 0)
+  print(("cpu: %s, %d logical cores, AVX-512 %s; load average %s"):format(cpu:match("model name%s*:%s*([^\n]+)") or "?",
+    cores, cpu:find("avx512f", 1, true) and "yes" or "no", loadavg()))
+
   local res = {} -- key -> { value, unit }
   local function put(key, label, v, unit) res[#res + 1] = { key = key, label = label, v = v, unit = unit } end
 
@@ -191,5 +198,6 @@ return function(ctx)
     print(("%-40s %10.1f %10s %8s %10s"):format(r.label, r.v, tv and ("%.1f"):format(tv) or "n/a",
       speed and ("%.2fx"):format(speed) or "-", r.host and ("%.1f"):format(r.host) or ""))
   end
+  print("load average after both: " .. loadavg())
   if not ran and os.getenv("MOONFLOW_BENCH_TORCH") ~= "0" then print("(no PyTorch figures: /usr/bin/python3 without torch)") end
 end
