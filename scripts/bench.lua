@@ -2,7 +2,7 @@
 -- Each section is scripts/bench/<name>.lua returning function(ctx); with no
 -- arguments every section runs, in the order below. Figures go to stdout.
 local root = os.getenv("MOONFLOW_ROOT") or "."
-local sections = { "tensor", "train", "diffusion", "sampler" }
+local sections = { "tensor", "train", "diffusion", "sampler", "dit" }
 local want = { ... }
 if #want == 0 then want = sections end
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-SECTIONS = ["tensor", "train", "diffusion", "sampler"]
+SECTIONS = ["tensor", "train", "diffusion", "sampler", "dit"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 

@@ -1,9 +1,12 @@
-/* Matrix products through CLBlast. A row-major operand whose last two dims
-   are swapped in memory (a transposed view) goes in as a transpose flag. */
+/* Matrix products: on CPU devices through the host's OpenBLAS when it loads
+   (blas_host.c), else cl/gemm.cl (f32) or CLBlast; on GPUs through CLBlast.
+   A row-major operand whose last two dims are swapped in memory (a
+   transposed view) goes in as a transpose flag. */
 #include <clblast_c.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas_host.h"
 #include "ops.h"
 #include "runtime.h"
 
@@ -72,6 +75,9 @@ int mf_matmul(mf_tensor *out, const mf_tensor *a, const mf_tensor *b) {
     if (mf_fill(out, 0)) goto fail;
     return 0;
   }
+  int h = mf_host_gemm(out, a, b, batch, m, n, k);
+  if (h < 0) goto fail;
+  if (h == 0) return 0;
   if (use_cpu_gemm(r, a)) {
     if (cpu_gemm(out, a, b, batch, m, n, k)) goto fail;
     return 0;

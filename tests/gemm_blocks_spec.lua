@@ -1,7 +1,9 @@
 -- matmul at sizes that cross the tiles of the CPU sgemm kernel (cl/gemm.cl:
 -- 64-row blocks, 8 x 32 micro-tiles, 256-long p-blocks): full and partial
 -- tiles, several p-blocks, transposed, offset and batched views, against Lua
--- doubles. Each entry must be within the f32 dot-product bound
+-- doubles. On a CPU device with OpenBLAS, single products go to the host
+-- BLAS (src/blas_host.c): the spec runs again in a child with
+-- MOONFLOW_GEMM=device, so that both paths see every case. Each entry must be within the f32 dot-product bound
 -- |c - ref| <= k 2^-23 sum_p |a_ip b_pj| (inputs are exact f32 values).
 local mf = require "moonflow"
 local H = require "helpers"
@@ -79,11 +81,36 @@ describe("matmul across kernel tiles", function()
     end
   end)
 
+  it("batched with transposed and permuted views, past the host path's size (batch m n k > 100^3)", function()
+    local bb, m3, n3, k3 = 3, 40, 50, 300 -- 1.8M multiply-adds: OpenBLAS where it loads
+    local A3, Bs = rnd({ m3, bb, k3 }, 16), rnd({ bb, n3, k3 }, 17)
+    -- A {bb, m, k} stored as {m, bb, k} (permuted), B {bb, k, n} stored as {bb, n, k} (transposed)
+    local A = mf.tensor(A3):permute { 2, 1, 3 }
+    local B = mf.tensor(Bs):transpose(2, 3)
+    local out = mf.matmul(A, B)
+    assert.same({ bb, m3, n3 }, out:shape())
+    for i = 1, bb do
+      local cb, sb = ref(m3, n3, k3, function(r, p) return A3[r][i][p] end, function(p, j) return Bs[i][j][p] end)
+      check(out:narrow(1, i, 1):reshape { m3, n3 }, cb, sb, k3, "batch " .. i)
+    end
+  end)
+
   it("agrees with the device's f64 product (CLBlast dgemm)", function()
     if not mf.device().fp64 then return end
     local A, B = mf.randn { 130, 257 }, mf.randn { 257, 97 }
     local d = mf.matmul(A, B) - mf.matmul(A:to("f64"), B:to("f64")):to("f32")
     local scale = mf.matmul(A:abs(), B:abs()):max():item()
     assert.is_true(d:abs():max():item() <= 257 * 2 ^ -23 * scale)
+  end)
+
+  it("passes the same cases on the device kernel (MOONFLOW_GEMM=device, in a child)", function()
+    if os.getenv("MOONFLOW_GEMM") == "device" then return end -- the child itself
+    local root = os.getenv("MOONFLOW_ROOT") or "."
+    local cmd = ("cd %q && MOONFLOW_GEMM=device lua5.4 tests/run_busted.lua tests/gemm_blocks_spec.lua 2>&1"):format(root)
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    assert.truthy(out:find("7 successes / 0 failures / 0 errors", 1, true), out)
   end)
 end)

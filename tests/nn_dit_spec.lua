@@ -344,3 +344,38 @@ describe("DiT with REPA and the samplers", function()
     H.close(s:tolist(), z:tolist(), 0, 0, "identity flow")
   end)
 end)
+
+-- What the DiT's step leans on, counted in launches and allocations (the
+-- values checked too): one copy to pack a view, no zero-filled buffer for
+-- the gradient of a narrowed leaf whose gradient buffer is preset.
+describe("DiT step economy", function()
+  local O = require "moonflow.ops"
+
+  it("ops.packed copies a permuted view once (one launch), values kept", function()
+    local x = mf.tensor({ { { 1, 2, 3 }, { 4, 5, 6 } } }) -- {1, 2, 3}
+    local v = x:permute { 1, 3, 2 }
+    mf.synchronize()
+    mf.reset_stats()
+    local p = O.packed(v)
+    assert.equal(1, mf.stats().launches)
+    assert.same({ { { 1, 4 }, { 2, 5 }, { 3, 6 } } }, p:totable())
+    assert.is_true(p:is_contiguous())
+  end)
+
+  it("narrow's vjp adds into a leaf's preset gradient in place (no full-size buffer)", function()
+    local net = nn.Linear(3, 4, { rngs = mf.Rngs(1) })
+    net:flatten()
+    net:zero_grad()
+    local W = net.weight -- {4, 3}, .grad a view into the flat gradient buffer
+    mf.no_grad(function() W.grad:copy_(mf.tensor({ { 1, 1, 1 }, { 2, 2, 2 }, { 3, 3, 3 }, { 4, 4, 4 } })) end)
+    local y = O.narrow(W, 1, 2, 2)
+    local g = mf.tensor({ { 10, 20, 30 }, { 40, 50, 60 } })
+    mf.synchronize()
+    mf.reset_stats()
+    y:backward(g)
+    local s = mf.stats()
+    assert.equal(0, s.allocs + s.reuses, "allocations")
+    assert.equal(1, s.launches, "launches")
+    assert.same({ { 1, 1, 1 }, { 12, 22, 32 }, { 43, 53, 63 }, { 4, 4, 4 } }, W.grad:totable())
+  end)
+end)

@@ -406,7 +406,16 @@ local narrow = def("narrow", {
     return C.narrow(x, dim, start, len)
   end,
   vjp = function(ctx, g)
-    local z = C.full(ctx.x:shape(), 0, C.dtype(g))
+    -- a leaf with its gradient buffer preset (a model's flat gradients): add
+    -- g into that slice and return nothing, instead of a zero-filled copy of
+    -- the whole leaf that the tape would then add
+    local x = ctx.x
+    local acc = x._leaf and x.grad
+    if acc and C.dtype(acc) == C.dtype(g) then
+      C.binary_("add", C.narrow(acc, ctx.dim, ctx.start, ctx.len), g)
+      return nil
+    end
+    local z = C.full(x:shape(), 0, C.dtype(g))
     C.copy_(C.narrow(z, ctx.dim, ctx.start, ctx.len), g)
     return z
   end,
@@ -527,7 +536,7 @@ function O.gather(x, dim, idx) return apply(gather, x, dim, idx) end
 local function packed(t)
   local _, _, _, off, contig = C.info(t)
   if contig and off == 0 then return t end
-  return C.clone(C.contiguous(t))
+  return C.clone(t) -- one packed copy of any view (contiguous() first would copy twice)
 end
 local softmax_last = def("softmax", {
   forward = function(ctx, x)

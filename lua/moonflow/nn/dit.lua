@@ -1,6 +1,7 @@
 -- DiT (Peebles & Xie 2023) over images {B, C, H, W}, in moonflow's modules:
---   MultiHeadAttention{dim, num_heads, qkv_bias}: qkv Linear dim -> 3 dim,
---     heads as views, F.attention, proj Linear
+--   MultiHeadAttention{dim, num_heads, qkv_bias}: qkv Linear dim -> 3 dim
+--     (applied as three products over its row blocks q, k, v), heads as
+--     views, F.attention, proj Linear
 --   DiTBlock{hidden_size, num_heads, mlp_ratio}: adaLN-Zero,
 --     (shift, scale, gate)_{msa, mlp} = adaLN_modulation(c) (SiLU, Linear, zero init)
 --     x = x + gate_msa attn(modulate(LN(x), shift_msa, scale_msa))
@@ -69,9 +70,14 @@ function MHA:forward(x)
     error(("moonflow.nn.MultiHeadAttention: x has shape %s, expected {B, N, %d}"):format(shape_str(s), self.dim), 2)
   end
   local B, N, h, d = s[1], s[2], self.num_heads, self.head_dim
-  local qkv = O.reshape(self.qkv(x), { B, N, 3, h, d })
-  local function head(i) -- {B, N, 1, h, d} -> {B, h, N, d} (views; attention packs them)
-    return O.permute(O.reshape(O.narrow(qkv, 3, i, 1), { B, N, h, d }), { 1, 3, 2, 4 })
+  local W, b, D = self.qkv.weight, self.qkv.bias, self.dim
+  -- q, k, v from the row blocks of qkv.weight: three products x W_i^T + b_i,
+  -- each {B, N, dim} on its own, so that their gradients need no zero-filled
+  -- {B, N, 3 dim} buffers (narrow's vjp) over the activations, only over W
+  local function head(i) -- {B, N, dim} -> {B, h, N, d} (a view; attention packs it)
+    local wi = O.narrow(W, 1, (i - 1) * D + 1, D)
+    local y = F.linear(x, wi, b and O.narrow(b, 1, (i - 1) * D + 1, D))
+    return O.permute(O.reshape(y, { B, N, h, d }), { 1, 3, 2, 4 })
   end
   local o = F.attention(head(1), head(2), head(3))
   o = O.reshape(O.contiguous(O.permute(o, { 1, 3, 2, 4 })), { B, N, self.dim })

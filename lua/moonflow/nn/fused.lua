@@ -14,7 +14,7 @@ local Fz = {}
 local function packed(t)
   local _, _, _, off, contig = C.info(t)
   if contig and off == 0 then return t end
-  return C.clone(C.contiguous(t))
+  return C.clone(t) -- one packed copy of any view (contiguous() first would copy twice)
 end
 Fz.packed = packed
 
