@@ -112,6 +112,9 @@ describe("image training", function()
     } do Config.override(ccfg, a) end
     local r = Train.run(ccfg)
     assert.truthy(Train.summary(r):find("test accuracy", 1, true))
+    local _, cerr, ccode = P.moonflow(("sample %q"):format(r.checkpoint))
+    assert.are_not.equal(0, ccode)
+    assert.truthy(cerr:find("is a classifier checkpoint", 1, true), cerr)
     local acc = {}
     for line in io.lines(enc_dir .. "/accuracy.csv") do
       local s, a = line:match("^(%d+),(.+)$")
