@@ -8,7 +8,8 @@
 -- take ~25 min plus ~2 min of evals on a quiet machine.
 -- Measured (steps=600, seed 0, machine heavily shared): 20:52 of training,
 -- final loss 0.307, classes recognizable in samples_600.png
--- (docs/fashion_sit_grid.png). FD, floor, class accuracy: not measured yet.
+-- (docs/fashion_sit_grid.png); 1000 samples (Heun 16 steps, guidance 2) in the
+-- features of the 88.82% encoder: FD 13.444 (floor 0.987), class accuracy 42.3%.
 -- The full 2500 steps: not measured yet.
 return {
   seed = 0,
