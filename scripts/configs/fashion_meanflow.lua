@@ -9,8 +9,10 @@
 -- with norm_power 1 it reads ~1.0 whatever the fit; judge runs by FD and grids.
 -- Measured: only a smoke run (steps=300 batch=32 network.hidden_size=64
 -- network.depth=2, 2:06 on the shared 2-core machine): 1-step samples are
--- blurred, roughly class-shaped blobs. The full config's FD, floor, class
--- accuracy and time: not measured yet.
+-- blurred, roughly class-shaped blobs. As configured (1000 steps, seed 0,
+-- 1000 samples, the 88.82% encoder): 11:18 of training (machine shared with
+-- one other run); 1 step: FD 13.115 (floor 0.987), class accuracy 49.3%;
+-- 2 steps: FD 7.385, class accuracy 60.1%.
 return {
   seed = 0,
   data = { name = "fashion_mnist", flip = false },
