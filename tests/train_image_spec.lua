@@ -112,6 +112,9 @@ describe("image training", function()
     } do Config.override(ccfg, a) end
     local r = Train.run(ccfg)
     assert.truthy(Train.summary(r):find("test accuracy", 1, true))
+    local _, cerr, ccode = P.moonflow(("sample %q"):format(r.checkpoint))
+    assert.are_not.equal(0, ccode)
+    assert.truthy(cerr:find("is a classifier checkpoint", 1, true), cerr)
     local acc = {}
     for line in io.lines(enc_dir .. "/accuracy.csv") do
       local s, a = line:match("^(%d+),(.+)$")
@@ -135,10 +138,22 @@ describe("image training", function()
     end
     assert.are.equal(correct, math.floor(r.accuracy * 1000 + 0.5))
 
-    -- a DiT run measured by that encoder
-    local cfg = sit_cfg(dir .. "/measured", { steps = 2, grid_every = 0 })
-    cfg.encoder = r.encoder
-    local run = Train.run(cfg)
+    -- a REPA run aligned with and measured by that encoder; the same run
+    -- stopped at step 3 (inside a log window) and resumed writes the same
+    -- losses and the same parts (diffusion, alignment)
+    local function repa_cfg(out, steps)
+      local cfg = Config.load(root .. "/scripts/configs/fashion_repa.lua")
+      local base = sit_cfg(out, { steps = steps, grid_every = 0 })
+      base.repa, base.encoder = cfg.repa, r.encoder
+      return base
+    end
+    local run = Train.run(repa_cfg(dir .. "/measured", 4))
+    Train.run(repa_cfg(dir .. "/repa_half", 3))
+    local resumed = Train.run(repa_cfg(dir .. "/repa_half", 4), { resume = dir .. "/repa_half/checkpoint.safetensors" })
+    assert.are.same(losses(run.log), losses(resumed.log))
+    local parts = P.read(dir .. "/measured/parts.csv")
+    assert.truthy(parts:match("^step,diffusion_loss,repa_loss\n2,[^\n]+\n4,"), parts)
+    assert.are.equal(parts, P.read(dir .. "/repa_half/parts.csv"))
     local e = run.results[1]
     assert.is_true(e.fd >= 0 and e.fd < math.huge, tostring(e.fd))
     assert.is_true(e.floor >= 0 and e.floor < math.huge, tostring(e.floor))

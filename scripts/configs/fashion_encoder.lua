@@ -2,7 +2,11 @@
 -- tokens, as the DiT configs, so REPA aligns token with token) trained as a
 -- Fashion-MNIST classifier by cross-entropy, with horizontal flips. Writes
 -- runs/fashion_encoder/encoder.safetensors; test accuracy at every eval.
--- Goal: >= 90% test accuracy. Measured: not measured yet.
+-- Goal: >= 90% test accuracy. Measured (seed 0, all 10,000 test images):
+-- 84.68% at step 1000, 87.92% at 2000, 88.82% at 3000 -- short of the goal;
+-- 1:07:15 of training on the 2-core machine while heavily shared (0.4 to
+-- 2.0 steps/s; ~25 min at 2 steps/s when quiet). Not measured yet: a longer
+-- or wider run that reaches 90%.
 return {
   seed = 0,
   task = "classifier",

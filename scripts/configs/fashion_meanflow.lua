@@ -5,7 +5,14 @@
 -- the target (guidance_scale w: v~ = w v + (1 - w) u(x_t, t, t | null)), so
 -- the samplers run unguided. t_scale = 1 (t embedded as it is), as in
 -- checkerboard_meanflow.lua: the target differentiates u in t.
--- Measured: not measured yet.
+-- The logged loss is the adaptively weighted one, L / sg(L + norm_eps)^norm_power:
+-- with norm_power 1 it reads ~1.0 whatever the fit; judge runs by FD and grids.
+-- Measured: only a smoke run (steps=300 batch=32 network.hidden_size=64
+-- network.depth=2, 2:06 on the shared 2-core machine): 1-step samples are
+-- blurred, roughly class-shaped blobs. As configured (1000 steps, seed 0,
+-- 1000 samples, the 88.82% encoder): 11:18 of training (machine shared with
+-- one other run); 1 step: FD 13.115 (floor 0.987), class accuracy 49.3%;
+-- 2 steps: FD 7.385, class accuracy 60.1%.
 return {
   seed = 0,
   data = { name = "fashion_mnist", flip = false },

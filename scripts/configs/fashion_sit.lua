@@ -3,7 +3,15 @@
 -- that sampling can use classifier-free guidance. Evals: Heun and Euler with
 -- guidance, measured by the encoder of scripts/configs/fashion_encoder.lua
 -- (trained first if missing): Fréchet distance, its floor, class accuracy.
--- Measured: not measured yet.
+-- Size: one step of batch 64 ran at 1.7 steps/s on the 2-core CPU device
+-- lightly shared (0.5-0.6 steps/s with ~16 runnable threads), so 2500 steps
+-- take ~25 min plus ~2 min of evals on a quiet machine.
+-- Measured (steps=600, seed 0, machine heavily shared): 20:52 of training,
+-- final loss 0.307; 1000 samples (Heun 16 steps, guidance 2) in the features
+-- of the 88.82% encoder: FD 13.444 (floor 0.987), class accuracy 42.3%.
+-- Measured, as configured (2500 steps, seed 0): 17:01 of training (machine
+-- shared with one other run), final loss 0.224, FD 1.999 (floor 0.987), class
+-- accuracy 86.0%; samples_2500.png is docs/fashion_sit_grid.png.
 return {
   seed = 0,
   data = { name = "fashion_mnist", flip = false },
@@ -15,7 +23,7 @@ return {
   optimizer = { lr = 1e-3, weight_decay = 0, warmup = 100, schedule = "cosine", clip_grad_norm = 1.0 },
   -- warmup: decay min(0.999, (1 + n) / (10 + n)), so early grids show the trained weights
   ema = { decay = 0.999, warmup = true },
-  steps = 1500,
+  steps = 2500,
   batch = 64,
   encoder = "runs/fashion_encoder/encoder.safetensors",
   evals = {

@@ -21,6 +21,10 @@ local function config_of(ck, path)
   if type(c) ~= "table" then
     error(("moonflow.sample: %s holds no config (was it written by `moonflow train`?)"):format(path), 0)
   end
+  if c.task == "classifier" then
+    error(("moonflow.sample: %s is a classifier checkpoint (task = \"classifier\"): it draws no samples; "
+      .. "its encoder is encoder.safetensors beside it"):format(path), 0)
+  end
   local ok, cfg = pcall(function() return Config.check(Train.complete(Config.copy(c))) end)
   if not ok then error(("moonflow.sample: %s: %s"):format(path, cfg), 0) end
   return cfg

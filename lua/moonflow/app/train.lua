@@ -278,7 +278,7 @@ Train.Parts = Parts
 local parts_header = "step,diffusion_loss,repa_loss"
 
 function Parts.new(path, start, cfg, st)
-  local self = setmetatable({ path = path, count = 0 }, Parts)
+  local self = setmetatable({ path = path, count = 0, every = cfg.log_every }, Parts)
   if st and math.type(st.count) == "integer" and st.count > 0 and mf.autograd.is_tensor(st.d)
       and mf.autograd.is_tensor(st.r) then
     self.d, self.r, self.count = st.d, st.r, st.count
@@ -289,6 +289,8 @@ function Parts.new(path, start, cfg, st)
   return self
 end
 
+-- windows as Progress's: they end at multiples of log_every; the last step
+-- writes its partial window and keeps it (a resume goes on with it)
 function Parts:update(step, res, shown)
   local d, r = res.diffusion_loss:mean():detach(), res.repa_loss:mean():detach()
   self.d = self.d and self.d + d or d
@@ -297,7 +299,7 @@ function Parts:update(step, res, shown)
   if not shown then return end
   self.file:write(("%d,%.7g,%.7g\n"):format(step, self.d:item() / self.count, self.r:item() / self.count))
   self.file:flush()
-  self.d, self.r, self.count = nil, nil, 0
+  if step % self.every == 0 then self.d, self.r, self.count = nil, nil, 0 end
 end
 
 function Parts:state() return { d = self.d, r = self.r, count = self.count } end
@@ -417,12 +419,12 @@ function Train.run(cfg, opts)
     if opt_proj then opt_proj:step() end
     ema:update()
     local shown = progress:update(step, loss)
+    if parts then parts:update(step, res, shown ~= nil) end
     local elapsed = progress:elapsed()
     -- save before logging: a logged checkpoint step is a saved one
     if step == cfg.steps or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) then
       save(step, elapsed)
     end
-    if parts then parts:update(step, res, shown ~= nil) end
     if shown then
       log:write(("%d,%.7g,%.7g,%.3f\n"):format(step, shown, lr, elapsed))
       log:flush()
