@@ -255,11 +255,13 @@ describe("mf.distill.DMD2", function()
     local student = mf.nn.VelocityMLP { dim = 2, hidden = 64, depth = 3, rngs = rngs }
     local fake = mf.interfaces.SiT { network = mf.nn.VelocityMLP { dim = 2, hidden = 64, depth = 3, rngs = rngs },
       t_shift_base = 2, train_time_dist_type = "logitnormal", rngs = rngs }
+    local steps = 400
     local d = mf.distill.DMD2 { teacher = teacher, student = student, fake = fake, rngs = rngs,
-      optimizer = { lr = 3e-4, betas = { 0.9, 0.999 } }, fake_optimizer = { lr = 1e-3, betas = { 0.9, 0.999 } } }
+      optimizer = { lr = mf.optim.lr.cosine(1e-3, steps), betas = { 0.9, 0.999 } },
+      fake_optimizer = { lr = 1e-3, betas = { 0.9, 0.999 } } }
     local ema = mf.optim.EMA(student, { decay = 0.99 })
     local data = mf.data.toy("mixture", { means = means, stds = stds, weights = weights, rngs = rngs })
-    for _ = 1, 700 do
+    for _ = 1, steps do
       d:step((data:batch(256)))
       ema:update()
     end

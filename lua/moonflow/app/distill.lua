@@ -56,7 +56,12 @@ end
 local function set(list) local s = {} for _, k in ipairs(list) do s[k] = true end return s end
 
 local function check_optimizer(o, path)
-  known(o, path, set { "lr", "betas", "weight_decay", "clip_grad_norm" })
+  known(o, path, set { "lr", "betas", "weight_decay", "clip_grad_norm", "schedule", "warmup", "min_lr_ratio" })
+  if o.schedule ~= nil and o.schedule ~= "constant" and o.schedule ~= "cosine" then
+    bad(path .. ".schedule", "must be \"constant\" or \"cosine\", got %s", tostring(o.schedule))
+  end
+  if o.warmup ~= nil then int_in(o.warmup, path .. ".warmup", 0, (1 << 31) - 1) end
+  if o.min_lr_ratio ~= nil then num_in(o.min_lr_ratio, path .. ".min_lr_ratio", 0, 1) end
   num_in(o.lr, path .. ".lr", 1e-12, 10)
   if o.betas ~= nil then
     if type(o.betas) ~= "table" or #o.betas ~= 2 then bad(path .. ".betas", "must be a list of 2 numbers") end
@@ -221,13 +226,24 @@ function Distill.build(cfg, rngs)
       fake = cls.new(o)
     end
   end
-  local function opt(o) return { lr = o.lr, betas = o.betas, weight_decay = o.weight_decay, max_grad_norm = o.clip_grad_norm } end
+  -- an optimizer's lr schedule runs over its own steps: `per_step` of them per training step
+  local function opt(o, per_step)
+    local lr = o.lr
+    if o.schedule == "cosine" then
+      lr = mf.optim.lr.cosine(o.lr, cfg.steps * per_step, { warmup = o.warmup, min_lr = o.lr * (o.min_lr_ratio or 0) })
+    elseif (o.warmup or 0) > 0 then
+      lr = mf.optim.lr.warmup(o.lr, o.warmup)
+    end
+    return { lr = lr, betas = o.betas, weight_decay = o.weight_decay, max_grad_norm = o.clip_grad_norm }
+  end
+  local k = math.max(d.fake_score_updates, 1)
   local dmd = mf.distill.DMD2 {
     teacher = teacher, student = student, fake = fake, fake_init = d.fake.init, rngs = rngs,
     student_t_list = d.student_t_list, sample_t_cfg = d.sample_t_cfg, guidance_scale = d.guidance_scale,
     fake_score_updates = d.fake_score_updates, gan_loss_weight = d.gan_loss_weight,
     gan_feature_depth = d.gan_feature_depth, student_sample_type = d.student_sample_type,
-    optimizer = opt(d.student_optimizer), fake_optimizer = opt(d.fake_optimizer), gan_optimizer = opt(d.gan_optimizer),
+    optimizer = opt(d.student_optimizer, 1), fake_optimizer = opt(d.fake_optimizer, k),
+    gan_optimizer = opt(d.gan_optimizer, k),
     shape = data.shape or { dim },
   }
   local ema = mf.optim.EMA(student, { decay = cfg.ema.decay })
