@@ -1,7 +1,7 @@
 -- DMD2 distillation of the two_moons_sit teacher (its EMA weights) into a
--- 1-step student (and a 4-step one: set student_t_list = {1.0, 0.75, 0.5, 0.25}).
--- The teacher is trained first when its checkpoint is missing. Student and
--- fake score start as copies of the teacher. scripts/moonflow train THIS
+-- 1-step student; the teacher is trained first when its checkpoint is
+-- missing. Student and fake score start as copies of the teacher.
+-- A 4-step student: scripts/moonflow train THIS 'distill.student_t_list={1.0,0.75,0.5,0.25}' out=runs/two_moons_dmd2_4step
 return {
   seed = 0,
   distill = {
@@ -9,18 +9,18 @@ return {
     teacher_config = "scripts/configs/two_moons_sit.lua",
     student = { init = "teacher" },
     fake = { init = "teacher" },
-    student_t_list = { 1.0, 0.75, 0.5, 0.25 },
+    student_t_list = { 1.0 },
     sample_t_cfg = { time_dist_type = "uniform", min_t = 0.02, max_t = 0.98 },
     fake_score_updates = 5,
     gan_loss_weight = 0,
-    student_optimizer = { lr = 1e-4, betas = { 0.9, 0.999 } },
+    student_optimizer = { lr = 5e-4, betas = { 0.9, 0.999 }, schedule = "cosine" },
     fake_optimizer = { lr = 1e-3, betas = { 0.9, 0.999 } },
   },
   ema = { decay = 0.99 },
-  steps = 1000,
-  batch = 256,
+  steps = 600,
+  batch = 128,
   eval_n = 2000,
   out = "runs/two_moons_dmd2",
   log_every = 50,
-  checkpoint_every = 250,
+  checkpoint_every = 200,
 }

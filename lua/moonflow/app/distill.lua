@@ -17,6 +17,7 @@ local defaults = {
   batch = 256,
   ema = { decay = 0.99 },
   eval_n = 2000,
+  eval_repeats = 4,
   out = "runs/distill",
   log_every = 100,
   checkpoint_every = 500,
@@ -79,12 +80,13 @@ end
 
 -- Checks a completed config (top level and the distill block).
 function Distill.check(cfg)
-  known(cfg, "config", set { "seed", "data", "distill", "steps", "batch", "ema", "eval_n", "out", "log_every",
+  known(cfg, "config", set { "seed", "data", "distill", "steps", "batch", "ema", "eval_n", "eval_repeats", "out", "log_every",
     "checkpoint_every", "plot_every", "network", "interface", "optimizer", "evals", "repa" })
   int_in(cfg.seed, "seed", 0, math.maxinteger)
   int_in(cfg.steps, "steps", 1, (1 << 31) - 1)
   int_in(cfg.batch, "batch", 1, 1 << 24)
   int_in(cfg.eval_n, "eval_n", 2, 1 << 24)
+  int_in(cfg.eval_repeats, "eval_repeats", 1, 1000)
   int_in(cfg.log_every, "log_every", 1, (1 << 31) - 1)
   int_in(cfg.checkpoint_every, "checkpoint_every", 0, (1 << 31) - 1)
   known(cfg.ema, "ema", set { "decay" })
@@ -269,35 +271,44 @@ local function timed(fn)
 end
 
 -- The teacher with its sampler, the student (EMA) at 1 and #student_t_list
--- steps: {name, steps, energy, seconds, picture}
+-- steps: {name, steps, energy, seconds, picture}. energy is the mean over
+-- eval_repeats sample sets of eval_n (each against fresh data): one set's
+-- distance scatters by about half the floor around its mean; seconds is
+-- the mean time of one set's sampling.
 function Distill.evaluate(cfg, b, rngs, out)
-  local n, data = cfg.eval_n, b.data
+  local n, data, reps = cfg.eval_n, b.data, cfg.eval_repeats
   local reference = data:batch(n)
   local results = {}
-  local function record(name, steps, x)
+  local function record(name, steps, draw)
+    local e, sec, first = 0, 0, nil
+    for _ = 1, reps do
+      local x, s = timed(draw)
+      first = first or x
+      e, sec = e + mf.metrics.energy_distance(x, (data:batch(n))), sec + s
+    end
     local pic = out .. "/samples_" .. name .. ".png"
-    mf.plot.scatter(pic, x, { reference = reference, title = name })
-    return { name = name, steps = steps, energy = mf.metrics.energy_distance(x, (data:batch(n))), picture = pic }
+    mf.plot.scatter(pic, first, { reference = reference, title = name })
+    return { name = name, steps = steps, energy = e / reps, seconds = sec / reps, picture = pic }
   end
   local ev = Config.copy(b.teacher_eval)
   local kind = ev.sampler or "Euler"
   ev.sampler, ev.picture, ev.name = nil, nil, nil
   local sampler = mf.samplers[kind](ev)
   local full = { n, table.unpack(b.shape) }
-  local noise = rngs.sample:normal(full)
-  local x, sec = timed(function()
+  local steps = ev.num_sampling_steps or 0
+  local r = record(("teacher_%s_%dsteps"):format(kind:lower(), steps), steps, function()
+    local noise = rngs.sample:normal(full)
     return mf.no_grad(function() return sampler:sample(rngs.sample, b.teacher, noise) end)
   end)
-  local steps = ev.num_sampling_steps or 0
-  local r = record(("teacher_%s_%dsteps"):format(kind:lower(), steps), steps, x)
-  r.seconds, r.who = sec, "teacher"
+  r.who = "teacher"
   results[1] = r
   local K = #cfg.distill.student_t_list
   local counts = K > 1 and { 1, K } or { 1 }
   for _, k in ipairs(counts) do
-    local xs, s = timed(function() return b.dmd:sample(rngs.sample, n, { steps = k, network = b.ema.network }) end)
-    local rs = record(("student_%dstep%s"):format(k, k > 1 and "s" or ""), k, xs)
-    rs.seconds, rs.who = s, "student"
+    local rs = record(("student_%dstep%s"):format(k, k > 1 and "s" or ""), k, function()
+      return b.dmd:sample(rngs.sample, n, { steps = k, network = b.ema.network })
+    end)
+    rs.who = "student"
     results[#results + 1] = rs
   end
   return results
@@ -394,7 +405,7 @@ function Distill.run(cfg, opts)
   lock:unlock()
   return {
     distill = true, out = out, time = train_time, final_loss = losses[#losses] and losses[#losses][2],
-    results = results, floor = floor, checkpoint = ckpt, log = log_path, config = out .. "/config.lua",
+    results = results, floor = floor, repeats = cfg.eval_repeats, eval_n = cfg.eval_n, checkpoint = ckpt, log = log_path, config = out .. "/config.lua",
     loss_picture = out .. "/loss.png", last = last,
   }
 end
@@ -405,6 +416,10 @@ function Distill.summary(r)
   for _, e in ipairs(r.results) do
     lines[#lines + 1] = ("  %-26s energy distance %.5f  (floor %.5f, ratio %.2f)  sampling %.3f s"):format(
       e.name, e.energy, r.floor, e.energy / r.floor, e.seconds)
+  end
+  if r.repeats and r.repeats > 1 then
+    lines[#lines + 1] = ("  (energy distances: means over %d sample sets of %d; sampling: the time of one set)"):format(
+      r.repeats, r.eval_n)
   end
   lines[#lines + 1] = "wrote:"
   for _, p in ipairs { r.config, r.log, r.checkpoint, r.loss_picture } do lines[#lines + 1] = "  " .. p end
