@@ -254,7 +254,7 @@ describe("mf.distill.DMD2", function()
     local teacher = mf.interfaces.SiT { network = gm:network("sit"), t_shift_base = 2 }
     local student = mf.nn.VelocityMLP { dim = 2, hidden = 64, depth = 3, rngs = rngs }
     local fake = mf.interfaces.SiT { network = mf.nn.VelocityMLP { dim = 2, hidden = 64, depth = 3, rngs = rngs },
-      t_shift_base = 2, train_time_dist_type = "logitnormal", rngs = rngs }
+      t_shift_base = 2, train_time_dist_type = "uniform", rngs = rngs }
     local steps = 400
     local d = mf.distill.DMD2 { teacher = teacher, student = student, fake = fake, rngs = rngs,
       optimizer = { lr = mf.optim.lr.cosine(1e-3, steps), betas = { 0.9, 0.999 } },
@@ -265,9 +265,12 @@ describe("mf.distill.DMD2", function()
       d:step((data:batch(256)))
       ema:update()
     end
-    local n = 1000
-    local x = d:sample(rngs.sample, n, { network = ema.network })
-    local ed = mf.metrics.energy_distance(x, (data:batch(n)))
+    -- one set's distance scatters widely (a 1-step map puts a few points far
+    -- out); the mean over 4 sets of 1000 is compared with the floor
+    local n, ed = 1000, 0
+    for _ = 1, 4 do
+      ed = ed + mf.metrics.energy_distance(d:sample(rngs.sample, n, { network = ema.network }), (data:batch(n))) / 4
+    end
     local floor = mf.metrics.energy_floor(data, n)
     assert.is_true(ed < 3 * floor, ("energy distance %.5f, floor %.5f (ratio %.2f)"):format(ed, floor, ed / floor))
   end)

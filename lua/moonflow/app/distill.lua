@@ -220,7 +220,8 @@ function Distill.build(cfg, rngs)
   if d.fake.init == "scratch" then
     local o = { network = scratch(d.fake), rngs = rngs }
     if d.oracle then
-      o.t_shift_base, o.train_time_dist_type = dim, "logitnormal"
+      -- uniform times: the fake score is asked at every t of sample_t_cfg
+      o.t_shift_base, o.train_time_dist_type = dim, "uniform"
       fake = mf.interfaces.SiT(o)
     else
       local cls = getmetatable(teacher)
