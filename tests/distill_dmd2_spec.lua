@@ -232,6 +232,35 @@ describe("mf.distill.DMD2", function()
     end
   end)
 
+  it("has the non-saturating GAN losses, stable at large logits, and trains the head with the fake score", function()
+    local z = { -60, -3.5, -0.25, 0, 0.7, 4, 80 }
+    local function sp(v) return math.max(v, 0) + math.log(1 + math.exp(-math.abs(v))) end
+    local g, dr, df = 0, 0, 0
+    for i, v in ipairs(z) do
+      g = g + sp(-v) / #z
+      dr = dr + sp(-v) / #z
+      df = df + sp(z[#z + 1 - i]) / #z
+    end
+    local logits = mf.tensor(z, { dtype = DT })
+    local rev = {}
+    for i = 1, #z do rev[i] = z[#z + 1 - i] end
+    H.close(mf.distill.gan_generator_loss(logits):item(), g, TOL, TOL, "generator loss")
+    H.close(mf.distill.gan_discriminator_loss(logits, mf.tensor(rev, { dtype = DT })):item(), dr + df, TOL, TOL,
+      "discriminator loss")
+    local rngs = mf.Rngs(4)
+    local fake = mf.interfaces.SiT { network = mf.nn.VelocityMLP { dim = 2, hidden = 16, depth = 2, rngs = rngs }, rngs = rngs }
+    local student = mf.nn.VelocityMLP { dim = 2, hidden = 16, depth = 1, rngs = rngs }
+    local d = dmd { fake = fake, student = student, fake_score_updates = 2, gan_loss_weight = 0.5, rngs = rngs }
+    local before = d.gan_head:flat_parameters():totable()
+    local l = d:step(gm:sample(32, rngs.data))
+    assert.is_not_nil(l.gan_generator_loss)
+    assert.is_not_nil(l.gan_discriminator_loss)
+    assert.equal(2, d.gan_optimizer.step_count)
+    assert.are_not.same(before, d.gan_head:flat_parameters():totable())
+    -- the generator's loss is the DM loss plus 0.5 times the GAN loss
+    H.close(l.loss:item(), l.dm_loss:item() + 0.5 * l.gan_generator_loss:item(), 1e-5, 1e-6, "total loss")
+  end)
+
   it("samples from the student in 1 to #student_t_list steps", function()
     local rngs = mf.Rngs(2)
     local rec, net, calls = recording_student(rngs)

@@ -8,7 +8,7 @@ return {
     teacher = "runs/two_moons_sit/checkpoint.safetensors",
     teacher_config = "scripts/configs/two_moons_sit.lua",
     student = { init = "teacher" },
-    fake = { init = "teacher" },
+    fake = { init = "teacher", train_time_dist_type = "uniform" },
     student_t_list = { 1.0 },
     sample_t_cfg = { time_dist_type = "uniform", min_t = 0.02, max_t = 0.98 },
     fake_score_updates = 5,

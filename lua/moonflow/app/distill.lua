@@ -72,7 +72,11 @@ local function check_optimizer(o, path)
   if o.clip_grad_norm ~= nil then num_in(o.clip_grad_norm, path .. ".clip_grad_norm", 0, 1e30) end
 end
 local function check_net(n, path)
-  known(n, path, set { "init", "hidden", "depth" })
+  known(n, path, set { "init", "hidden", "depth", "train_time_dist_type" })
+  if n.train_time_dist_type ~= nil and n.train_time_dist_type ~= "uniform" and n.train_time_dist_type ~= "logitnormal"
+      and n.train_time_dist_type ~= "lognormal" then
+    bad(path .. ".train_time_dist_type", "must be uniform, logitnormal or lognormal, got %s", tostring(n.train_time_dist_type))
+  end
   if n.init ~= "teacher" and n.init ~= "scratch" then bad(path .. ".init", "must be \"teacher\" or \"scratch\", got %s", tostring(n.init)) end
   int_in(n.hidden, path .. ".hidden", 1, 1 << 16)
   int_in(n.depth, path .. ".depth", 1, 1024)
@@ -216,18 +220,19 @@ function Distill.build(cfg, rngs)
     return mf.nn.VelocityMLP { dim = dim, hidden = n.hidden, depth = n.depth, rngs = rngs }
   end
   local student = d.student.init == "teacher" and mf.distill.clone_network(tnet) or scratch(d.student)
+  -- the fake score: the teacher's interface (options and, with init = "teacher",
+  -- weights) or for an oracle a SiT, at fake.train_time_dist_type when given
+  local o = { network = d.fake.init == "teacher" and mf.distill.clone_network(tnet) or scratch(d.fake), rngs = rngs }
   local fake
-  if d.fake.init == "scratch" then
-    local o = { network = scratch(d.fake), rngs = rngs }
-    if d.oracle then
-      -- uniform times: the fake score is asked at every t of sample_t_cfg
-      o.t_shift_base, o.train_time_dist_type = dim, "uniform"
-      fake = mf.interfaces.SiT(o)
-    else
-      local cls = getmetatable(teacher)
-      for k in pairs(cls.DEFAULTS) do o[k] = teacher[k] end
-      fake = cls.new(o)
-    end
+  if d.oracle then
+    -- uniform times by default: the fake score is asked at every t of sample_t_cfg
+    o.t_shift_base, o.train_time_dist_type = dim, d.fake.train_time_dist_type or "uniform"
+    fake = mf.interfaces.SiT(o)
+  else
+    local cls = getmetatable(teacher)
+    for k in pairs(cls.DEFAULTS) do o[k] = teacher[k] end
+    o.train_time_dist_type = d.fake.train_time_dist_type or o.train_time_dist_type
+    fake = cls.new(o)
   end
   -- an optimizer's lr schedule runs over its own steps: `per_step` of them per training step
   local function opt(o, per_step)
