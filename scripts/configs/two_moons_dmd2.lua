@@ -1,6 +1,8 @@
 -- DMD2 distillation of the two_moons_sit teacher (its EMA weights) into a
 -- 1-step student; the teacher is trained first when its checkpoint is
--- missing. Student and fake score start as copies of the teacher.
+-- missing. Student and fake score start as copies of the teacher. Measured
+-- (PoCL CPU, 7.5 min under load): the 1-step student at 1.69x the energy-distance
+-- floor beside the 50-step teacher at 1.15x, sampling 0.08 s against 2.7 s.
 -- A 4-step student: scripts/moonflow train THIS 'distill.student_t_list={1.0,0.75,0.5,0.25}' out=runs/two_moons_dmd2_4step
 return {
   seed = 0,
@@ -17,7 +19,7 @@ return {
     fake_optimizer = { lr = 1e-3, betas = { 0.9, 0.999 } },
   },
   ema = { decay = 0.99 },
-  steps = 600,
+  steps = 1500,
   batch = 128,
   eval_n = 2000,
   out = "runs/two_moons_dmd2",
