@@ -50,6 +50,14 @@ describe("moonflow train with distill", function()
     for _, e in ipairs { "model", "ema", "optim", "fake", "fake_optim", "gan_head", "gan_optim", "rngs", "step", "config" } do
       assert.truthy((" " .. keys .. " "):find(" " .. e .. " ", 1, true), e .. " missing from: " .. keys)
     end
+    -- the checkpoint rebuilds the student (its EMA) for sampling
+    local drawn
+    drawn, err, code = P.lua(([[
+      local b = require("moonflow.app.distill").load(%q)
+      local x = b.dmd:sample(require("moonflow").Generator(0), 7, { steps = 2, network = b.ema.network })
+      io.write(table.concat(x:shape(), "x"), " ", tostring(b.ema.num_updates))]]):format(full .. "/checkpoint.safetensors"))
+    assert.are.equal(0, code, err)
+    assert.are.equal("7x2 8", drawn)
     _, err, code = P.moonflow(("train %s steps=5 out=%s"):format(cfg, stopped))
     assert.are.equal(0, code, err)
     _, err, code = P.moonflow(("train %s out=%s resume=%s/checkpoint.safetensors"):format(cfg, stopped, stopped))

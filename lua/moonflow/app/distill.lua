@@ -416,6 +416,21 @@ function Distill.run(cfg, opts)
   }
 end
 
+-- A distillation checkpoint, rebuilt and loaded (for sampling it, e.g. from
+-- `moonflow sample`): returns the built run (b.dmd, b.ema, ...) and its config.
+-- Draw with b.dmd:sample(rng, n, {steps = k, network = b.ema.network}).
+function Distill.load(path)
+  local ck = mf.io.load(path)
+  if type(ck.config) ~= "table" or type(ck.config.distill) ~= "table" then
+    error(("moonflow.distill: %s is not a distillation checkpoint (no distill block in its config)"):format(path), 0)
+  end
+  local cfg = Distill.check(Distill.complete(ck.config))
+  local rngs = mf.Rngs(cfg.seed)
+  local b = Distill.build(cfg, rngs)
+  mf.io.load(path, entries(b, rngs))
+  return b, cfg
+end
+
 -- The summary printed at the end of a distillation run.
 function Distill.summary(r)
   local lines = { ("distilled in %s, final generator loss %.5f"):format(Progress.hms(r.time), r.final_loss or 0 / 0) }
