@@ -208,6 +208,33 @@ describe("mf.distill.DMD2", function()
     end
   end)
 
+  it("with fake_per_rung labels the fake score's inputs by the student's rung", function()
+    local rngs = mf.Rngs(6)
+    local rec, net, calls = recording_student(rngs)
+    local fnet = mf.nn.VelocityMLP { dim = 2, hidden = 16, depth = 1, num_classes = 3, rngs = rngs }
+    local labels = {}
+    local wrapped = setmetatable({ num_classes = 3 }, { __call = function(_, x, t, cond)
+      labels[#labels + 1] = cond.y and cond.y:totable() or false
+      return fnet(x, t, cond)
+    end })
+    local fake = mf.interfaces.SiT { network = wrapped, rngs = rngs }
+    local tl = { 1.0, 0.5, 0.25 }
+    local d = dmd { student = rec, optimizer = mf.optim.AdamW(net, { lr = 1e-3 }), fake = fake,
+      fake_optimizer = mf.optim.AdamW(fnet, { lr = 1e-3 }), fake_score_updates = 1, student_t_list = tl,
+      fake_per_rung = true, rngs = rngs }
+    d:step(gm:sample(40, rngs.data))
+    -- student calls: 2 simulation rungs and the sample, for the fake update and for the generator's
+    assert.equal(6, #calls)
+    assert.equal(2, #labels)
+    for u, c in ipairs { 3, 6 } do
+      for i, t in ipairs(calls[c].t) do
+        local want = t == 1 and 0 or (t == 0.5 and 1 or 2)
+        assert.equal(want, labels[u][i], ("update %d row %d at t %s"):format(u, i, t))
+      end
+    end
+    H.errors(function() dmd { fake_per_rung = true, student_t_list = tl } end, "fake_per_rung", "num_classes >= 3")
+  end)
+
   it("draws the training rung uniformly from student_t_list", function()
     local rngs = mf.Rngs(5)
     local rec, net, calls = recording_student(rngs)

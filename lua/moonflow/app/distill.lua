@@ -72,7 +72,8 @@ local function check_optimizer(o, path)
   if o.clip_grad_norm ~= nil then num_in(o.clip_grad_norm, path .. ".clip_grad_norm", 0, 1e30) end
 end
 local function check_net(n, path)
-  known(n, path, set { "init", "hidden", "depth", "train_time_dist_type" })
+  known(n, path, set { "init", "hidden", "depth", "train_time_dist_type", "per_rung" })
+  if n.per_rung ~= nil and type(n.per_rung) ~= "boolean" then bad(path .. ".per_rung", "must be true or false") end
   if n.train_time_dist_type ~= nil and n.train_time_dist_type ~= "uniform" and n.train_time_dist_type ~= "logitnormal"
       and n.train_time_dist_type ~= "lognormal" then
     bad(path .. ".train_time_dist_type", "must be uniform, logitnormal or lognormal, got %s", tostring(n.train_time_dist_type))
@@ -124,6 +125,9 @@ function Distill.check(cfg)
   check_net(d.student, "distill.student")
   check_net(d.fake, "distill.fake")
   for _, k in ipairs { "student_optimizer", "fake_optimizer", "gan_optimizer" } do check_optimizer(d[k], "distill." .. k) end
+  if d.fake.per_rung and d.fake.init == "teacher" then
+    bad("distill.fake.per_rung", "needs fake.init = \"scratch\" (a fake network labelled by rung)")
+  end
   if d.oracle and (d.student.init == "teacher" or d.fake.init == "teacher") then
     bad("distill", "an oracle teacher has no weights to copy: set student.init and fake.init to \"scratch\"")
   end
@@ -216,13 +220,14 @@ function Distill.build(cfg, rngs)
   dcfg.rngs = rngs
   local data = mf.data.toy(dcfg.name, dcfg)
   local dim = data.dim or 2
-  local function scratch(n)
-    return mf.nn.VelocityMLP { dim = dim, hidden = n.hidden, depth = n.depth, rngs = rngs }
+  local function scratch(n, classes)
+    return mf.nn.VelocityMLP { dim = dim, hidden = n.hidden, depth = n.depth, num_classes = classes, rngs = rngs }
   end
   local student = d.student.init == "teacher" and mf.distill.clone_network(tnet) or scratch(d.student)
   -- the fake score: the teacher's interface (options and, with init = "teacher",
   -- weights) or for an oracle a SiT, at fake.train_time_dist_type when given
-  local o = { network = d.fake.init == "teacher" and mf.distill.clone_network(tnet) or scratch(d.fake), rngs = rngs }
+  local o = { network = d.fake.init == "teacher" and mf.distill.clone_network(tnet)
+    or scratch(d.fake, d.fake.per_rung and #d.student_t_list or nil), rngs = rngs }
   local fake
   if d.oracle then
     -- uniform times by default: the fake score is asked at every t of sample_t_cfg
@@ -250,6 +255,7 @@ function Distill.build(cfg, rngs)
     student_t_list = d.student_t_list, sample_t_cfg = d.sample_t_cfg, guidance_scale = d.guidance_scale,
     fake_score_updates = d.fake_score_updates, gan_loss_weight = d.gan_loss_weight,
     gan_feature_depth = d.gan_feature_depth, student_sample_type = d.student_sample_type,
+    fake_per_rung = d.fake.per_rung,
     optimizer = opt(d.student_optimizer, 1), fake_optimizer = opt(d.fake_optimizer, k),
     gan_optimizer = opt(d.gan_optimizer, k),
     shape = data.shape or { dim },

@@ -45,7 +45,7 @@ DMD2.DEFAULTS = {
 local KNOWN = {
   teacher = true, student = true, fake = true, fake_init = true, student_t_list = true, sample_t_cfg = true,
   guidance_scale = true, fake_score_updates = true, gan_loss_weight = true, gan_feature_depth = true,
-  gan_head = true, student_pred_type = true, student_sample_type = true, optimizer = true,
+  gan_head = true, fake_per_rung = true, student_pred_type = true, student_sample_type = true, optimizer = true,
   fake_optimizer = true, gan_optimizer = true, rngs = true, shape = true,
 }
 
@@ -128,6 +128,10 @@ end
 --   optimizer, fake_optimizer, gan_optimizer   optimizers or AdamW option tables
 --   rngs                    mf.Rngs: streams noise (z, eps) and time (t draws)
 --   shape                   a sample's shape without the batch ({2}); else learnt from the data
+--   fake_per_rung           an extension (false): the fake score takes the student's rung k as
+--                           its label y = k - 1, modelling each rung's outputs apart. With one fake
+--                           score for all rungs, a multi-step student can settle where the rungs'
+--                           errors cancel in their mixture (rung 1 on one mode, the last on another).
 function DMD2.new(opts)
   if type(opts) ~= "table" then fail("expected an options table {teacher, student, ...}, got %s", type(opts)) end
   for k in pairs(opts) do
@@ -187,6 +191,13 @@ function DMD2.new(opts)
     fail("fake_init must be \"teacher\" or \"scratch\", got %s", tostring(opts.fake_init))
   end
   self.fake = fake
+  self.fake_per_rung = opts.fake_per_rung and true or false
+  if self.fake_per_rung then
+    local K = fake.network.num_classes
+    if math.type(K) ~= "integer" or K < #self.student_t_list then
+      fail("fake_per_rung needs a fake network with num_classes >= %d (the rungs), got %s", #self.student_t_list, tostring(K))
+    end
+  end
 
   self.optimizer = optimizer_of(opts.optimizer, self.student, "optimizer")
   self.fake_optimizer = optimizer_of(opts.fake_optimizer, fake.network, "fake_optimizer")
@@ -242,7 +253,7 @@ function DMD2:student_input(B, shape, dt, cond)
   local full = { B }
   for i, s in ipairs(shape) do full[i + 1] = s end
   local z = self.rngs.noise:normal(full, { dtype = dt })
-  if #tl == 1 then return z, times(B, tl[1], dt) end
+  if #tl == 1 then return z, times(B, tl[1], dt), C.full({ B }, 0, "i32") end
   local list = {}
   for i, t in ipairs(tl) do list[i] = t end
   list[#list + 1] = 0
@@ -250,12 +261,20 @@ function DMD2:student_input(B, shape, dt, cond)
   local xs = self:rung_inputs(z, tl, #tl, cond, self.rngs.noise)
   local bshape = { B }
   for i = 1, #shape do bshape[i + 1] = 1 end
-  local x_in = xs[1]
+  local x_in, rung = xs[1], nil
   for k = 2, #tl do
-    local mask = O.reshape(t_in:eq(times(B, tl[k], dt)), bshape)
-    x_in = O.where(mask, xs[k], x_in)
+    local hit = t_in:eq(times(B, tl[k], dt))
+    x_in = O.where(O.reshape(hit, bshape), xs[k], x_in)
+    rung = rung and O.add(rung, O.mul(hit, k - 1)) or O.mul(hit, k - 1)
   end
-  return x_in, t_in
+  return x_in, t_in, O.to(rung, "i32")
+end
+
+-- the fake score's condition: cond, or with fake_per_rung the rung as its label
+function DMD2:fake_cond(cond, rung)
+  if not self.fake_per_rung then return cond end
+  if cond and cond.y ~= nil then fail("fake_per_rung: the data has labels y; the rung label would replace them") end
+  return Interface.with(cond, { y = rung })
 end
 
 -- the batch's data and condition: a tensor, or {x = , y = }
@@ -267,12 +286,13 @@ end
 
 -- The distribution-matching surrogate at fixed x0, t ({B}) and eps:
 -- returns loss, {x_t, real, fake, grad, weight} (all but loss without gradient).
-function DMD2:dm_loss(x0, t, eps, cond)
+function DMD2:dm_loss(x0, t, eps, cond, fake_cond)
+  if fake_cond == nil then fake_cond = cond end
   local x0d = x0:detach()
   local x_t = rf.add_noise(x0d, eps, t)
   local real, fake = A.no_grad(function()
     return X.guided(self.teacher, x_t, t, cond, self.guidance_scale, FN),
-      (X.predict(self.fake, x_t, t, cond, FN))
+      (X.predict(self.fake, x_t, t, fake_cond, FN))
   end)
   local parts = A.no_grad(function()
     local w = O.div(1, O.add(Interface.mean_flat(O.sub(x0d, real):abs()), 1e-6))
@@ -294,13 +314,14 @@ end
 function DMD2:fake_update(real, cond)
   if not self.fake_optimizer then fail("step: the fake score has no optimizer (its network has no parameters)") end
   local B, shape, dt = (real:shape())[1], self.shape, C.dtype(real)
-  local x0 = A.no_grad(function()
-    local x_in, t_in = self:student_input(B, shape, dt, cond)
-    return self:student_x0(x_in, t_in, cond)
+  local x0, rung = A.no_grad(function()
+    local x_in, t_in, k = self:student_input(B, shape, dt, cond)
+    return self:student_x0(x_in, t_in, cond), k
   end)
+  local fcond = self:fake_cond(cond, rung)
   self.fake_optimizer:zero_grad()
   if self.gan_optimizer then self.gan_optimizer:zero_grad() end
-  local fl = self.fake:loss(x0, cond).loss:mean()
+  local fl = self.fake:loss(x0, fcond).loss:mean()
   local total, dl = fl, nil
   if self.gan_head then
     local g = self.rngs.noise
@@ -308,7 +329,9 @@ function DMD2:fake_update(real, cond)
     local t_f = rf.sample_timesteps(B, self.sample_t_cfg, { generator = self.rngs.time, dtype = dt })
     local xr = rf.add_noise(real, g:normal(real:shape(), { dtype = dt }), t_r)
     local xf = rf.add_noise(x0, g:normal(x0:shape(), { dtype = dt }), t_f)
-    dl = G.discriminator_loss(self:gan_logits(xr, t_r, cond), self:gan_logits(xf, t_f, cond))
+    -- real samples have no rung: the null label under fake_per_rung
+    local rcond = self.fake_per_rung and self:fake_cond(cond, C.full({ B }, self.fake.network.num_classes, "i32")) or cond
+    dl = G.discriminator_loss(self:gan_logits(xr, t_r, rcond), self:gan_logits(xf, t_f, fcond))
     total = O.add(total, dl)
   end
   total:backward()
@@ -322,14 +345,15 @@ end
 function DMD2:generator_update(real, cond)
   if not self.optimizer then fail("step: the student has no optimizer (pass optimizer = ... for a non-module student)") end
   local B, shape, dt = (real:shape())[1], self.shape, C.dtype(real)
-  local x_in, t_in = self:student_input(B, shape, dt, cond)
+  local x_in, t_in, rung = self:student_input(B, shape, dt, cond)
   local x0 = self:student_x0(x_in, t_in, cond)
+  local fcond = self:fake_cond(cond, rung)
   local t = rf.sample_timesteps(B, self.sample_t_cfg, { generator = self.rngs.time, dtype = dt })
   local eps = self.rngs.noise:normal(x0:shape(), { dtype = dt })
-  local dm = self:dm_loss(x0, t, eps, cond)
+  local dm = self:dm_loss(x0, t, eps, cond, fcond)
   local loss, gl = dm, nil
   if self.gan_head then
-    gl = G.generator_loss(self:gan_logits(rf.add_noise(x0, eps, t), t, cond))
+    gl = G.generator_loss(self:gan_logits(rf.add_noise(x0, eps, t), t, fcond))
     loss = O.add(loss, O.mul(gl, self.gan_loss_weight))
   end
   self.optimizer:zero_grad()
