@@ -305,6 +305,28 @@ describe("mf.distill.DMD2", function()
     H.errors(function() dmd { bogus = 1 } end, "unknown option bogus")
   end)
 
+  it("runs on labelled images with DiT student and fake score, guidance and the GAN head on tokens", function()
+    local rngs = mf.Rngs(7)
+    -- a 4-D mixture seen as 1x2x2 images, labels picking components
+    local img = mf.oracle.GaussianMixture { means = { { 1, 0, 0, -1 }, { -1, 0.5, 0, 1 } }, stds = 0.3 }
+    local function dit()
+      return mf.nn.DiT { input_size = 2, patch_size = 1, in_channels = 1, hidden_size = 16, depth = 2,
+        num_heads = 2, num_classes = 2, rngs = rngs }
+    end
+    local teacher = mf.interfaces.SiT { network = img:network("sit") }
+    local student = dit()
+    local d = mf.distill.DMD2 { teacher = teacher, student = student, fake = mf.interfaces.SiT { network = dit(), rngs = rngs },
+      guidance_scale = 2, gan_loss_weight = 0.1, fake_score_updates = 1, student_t_list = { 1.0, 0.5 }, rngs = rngs }
+    local x, y = img:sample(8, rngs.data)
+    local l = d:step { x = x:reshape { 8, 1, 2, 2 }, y = y }
+    for _, k in ipairs { "loss", "dm_loss", "fake_score_loss", "gan_generator_loss", "gan_discriminator_loss" } do
+      local v = l[k]:item()
+      assert.is_true(v == v and math.abs(v) < math.huge, k .. " = " .. v)
+    end
+    local s = d:sample(rngs.sample, 5, { cond = mf.tensor({ 0, 1, 1, 0, 1 }, { dtype = "i32" }) })
+    assert.same({ 5, 1, 2, 2 }, s:shape())
+  end)
+
   it("distills an exact mixture teacher into a 1-step student within 3x the energy-distance floor", function()
     local rngs = mf.Rngs(0)
     local teacher = mf.interfaces.SiT { network = gm:network("sit"), t_shift_base = 2 }
