@@ -145,6 +145,15 @@ return {
   ["mf.data.permutation"] = "mf.data.permutation(generator, n)\n  A random permutation of 0..n-1 (i32) drawn on the device (a bitonic sort of random keys).",
   ["mf.oracle"] = "mf.oracle\n  Exact Gaussian mixtures for testing samplers without training.",
   ["mf.oracle.GaussianMixture"] = "mf.oracle.GaussianMixture{means, stds, weights}\n  Exact velocity, denoiser and score of every noised marginal; gm:network(\"sit\" | \"edm\" | \"meanflow\").",
+  -- distillation
+  ["mf.distill"] = "mf.distill\n  Few-step distillation: DMD2 (a 1- to 4-step student from any teacher interface), clone_network, x0_prediction, guided_x0, GANHead, gan_generator_loss, gan_discriminator_loss.",
+  ["mf.distill.DMD2"] = "mf.distill.DMD2{teacher, student, fake?, student_t_list = {1.0}, sample_t_cfg, guidance_scale, fake_score_updates = 5, gan_loss_weight = 0, optimizer, fake_optimizer, gan_optimizer, rngs}\n  Distribution matching distillation (Yin et al. 2024) on the rf path: d:step(real_batch) runs fake_score_updates fake-score updates and one generator update with grad (x0_fake - x0_real) / mean|x0 - x0_real|, returning the losses; d:sample(rng, n, {cond, steps, network}) draws from the student. Multi-step students train by backward simulation; fake_per_rung = true (an extension) labels the fake score by the student's rung.",
+  ["mf.distill.clone_network"] = "mf.distill.clone_network(net)\n  A trainable copy of a module (same structure, its own flat buffers): a student or fake score started from the teacher.",
+  ["mf.distill.x0_prediction"] = "mf.distill.x0_prediction(iface, x_t, t, cond) -> x0, features\n  The x0-prediction of a SiT, MeanFlow or EDM interface at x_t = (1 - t) x0 + t eps (EDM at sigma = t / (1 - t)).",
+  ["mf.distill.guided_x0"] = "mf.distill.guided_x0(iface, x_t, t, cond, w)\n  x0_c + (w - 1)(x0_c - x0_null) without gradient; w = 1 or no labels: one plain call.",
+  ["mf.distill.GANHead"] = "mf.distill.GANHead{hidden_size, depth?, rngs}\n  DMD2's classifier head on a network's features (Linear, SiLU, Linear): head(features) -> logits {B}.",
+  ["mf.distill.gan_generator_loss"] = "mf.distill.gan_generator_loss(fake_logits)\n  The non-saturating generator loss, mean softplus(-D(fake)).",
+  ["mf.distill.gan_discriminator_loss"] = "mf.distill.gan_discriminator_loss(real_logits, fake_logits)\n  mean softplus(-D(real)) + mean softplus(D(fake)).",
   -- more of mf
   ["mf.Tensor"] = "mf.Tensor\n  The methods every tensor has (t:<Tab> lists them); help(\"Tensor:NAME\") describes one.",
   ["mf.core"] = "mf.core\n  The C binding under the Lua API (argument checks, kernels); use the mf functions.",

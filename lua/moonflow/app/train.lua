@@ -323,6 +323,8 @@ end
 -- touch the run folder (lock, then write).
 function Train.run(cfg, opts)
   opts = opts or {}
+  -- a distill = {...} block: DMD2 distillation (app/distill.lua)
+  if type(cfg) == "table" and cfg.distill ~= nil then return require("moonflow.app.distill").run(cfg, opts) end
   if cfg.task == "classifier" then return require("moonflow.app.classifier").run(cfg, opts) end
   cfg = Config.check(Train.complete(cfg))
   Train.absolute_paths(cfg)
@@ -484,6 +486,7 @@ end
 
 -- The summary lines printed at the end of a run.
 function Train.summary(r)
+  if r.distill then return require("moonflow.app.distill").summary(r) end
   if r.classifier then return require("moonflow.app.classifier").summary(r) end
   local lines = {}
   lines[#lines + 1] = ("trained in %s, final loss %.5f"):format(Progress.hms(r.time), r.final_loss or 0 / 0)
