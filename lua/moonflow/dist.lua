@@ -114,8 +114,10 @@ function D.all_reduce(t, op)
   if not OPS[op] then fail("all_reduce", "op must be \"sum\", \"mean\" or \"max\", got %s", tostring(op)) end
   if op == "mean" and core.dtype(t) == "i32" then fail("all_reduce", "\"mean\" of an i32 tensor (use \"sum\")") end
   if not live() or mpi.size() == 1 then return t end
-  core.synchronize() -- the staging queue reads what moonflow's queue wrote
-  in_place(t, function(c) mpi.all_reduce(c, op, D.chunk_bytes) end)
+  in_place(t, function(c)
+    core.synchronize() -- the staging queue reads what moonflow's queue wrote
+    mpi.all_reduce(c, op, D.chunk_bytes)
+  end)
   return t
 end
 
@@ -127,8 +129,10 @@ function D.broadcast(t, root)
     fail("broadcast", "root must be a rank in 0..%d, got %s", D.size() - 1, tostring(root))
   end
   if not live() or mpi.size() == 1 then return t end
-  core.synchronize()
-  in_place(t, function(c) mpi.broadcast(c, root, D.chunk_bytes) end)
+  in_place(t, function(c)
+    core.synchronize()
+    mpi.broadcast(c, root, D.chunk_bytes)
+  end)
   return t
 end
 

@@ -1,0 +1,122 @@
+-- Data-parallel training under mpirun (app/train.lua's hooks). Launched as
+-- one of P processes (OMPI_COMM_WORLD_SIZE, PMI_SIZE), the trainer:
+--   splits every global batch of B rows into P shards of B/P: rank r puts
+--     the training streams (data, time, noise, label_dropout) in shard mode,
+--     so it draws exactly rows r B/P + 1 .. (r + 1) B/P of what the
+--     single-process run draws (Generator:shard), and every rank's
+--     generators advance as the whole draw does;
+--   averages the gradients with one all-reduce of each flat gradient buffer
+--     per step (the mean over ranks of B/P-row means is the B-row mean), and
+--     the loss the same way;
+--   broadcasts the parameters, EMA weights and optimizer moments from rank 0
+--     at the start and after a resume (every rank reads the checkpoint: the
+--     run folder is on a file system all ranks share);
+--   writes logs, checkpoints and pictures on rank 0 only (stdout of the
+--     others goes to /dev/null);
+--   samples evaluations sharded (rows of the noise and of every sampler draw
+--     per rank) and gathers them by an all-reduce of zero-padded rows; the
+--     energy distance is computed where the samples are then, on every rank;
+--   ends the whole job (MPI_Abort) when any rank fails, with its message.
+local D = require "moonflow.dist"
+local core = require "moonflow.core"
+
+local DT = {}
+DT.__index = DT
+
+-- the random streams a training step draws rows from
+DT.streams = { "data", "time", "noise", "label_dropout" }
+
+-- nil in a single process; else joins the job (before any tensor: each rank
+-- picks its device by local rank)
+function DT.from_env()
+  if not D.launched() then return nil end
+  D.init()
+  local self = setmetatable({ rank = D.rank(), size = D.size() }, DT)
+  self.main = self.rank == 0
+  if self.size == 1 then return nil end
+  if not self.main then D.silence_stdout() end
+  return self
+end
+
+-- f(...) with any error ending every rank (never a rank left waiting in a
+-- collective for one that died)
+function DT:guard(f, ...)
+  local res = table.pack(xpcall(f, function(e)
+    if type(e) == "string" and not e:find("^moonflow") then return debug.traceback(e, 2) end
+    return e
+  end, ...))
+  if not res[1] then D.abort(res[2], 1) end
+  return table.unpack(res, 2, res.n)
+end
+
+-- rank r's rows of a global batch B: first (0-based), count
+function DT:shard_of(B)
+  if B % self.size ~= 0 then
+    error(("moonflow.train: batch=%d does not split into %d equal shards (one per process); "
+      .. "use a multiple of %d"):format(B, self.size, self.size), 0)
+  end
+  local b = B // self.size
+  return self.rank * b, b
+end
+
+-- Puts the training streams in shard mode for global batch B; returns the
+-- local batch.
+function DT:shard_streams(rngs, B)
+  local first, b = self:shard_of(B)
+  for _, k in ipairs(DT.streams) do rngs[k]:shard(first, b, B) end
+  return b
+end
+
+-- Takes the streams out of shard mode; returns a function that restores them.
+function DT:pause_streams(rngs)
+  local saved = {}
+  for _, k in ipairs(DT.streams) do
+    local s = rngs[k]:sharding()
+    saved[k] = s
+    rngs[k]:shard(nil)
+  end
+  return function()
+    for k, s in pairs(saved) do rngs[k]:shard(s.first, s.count, s.total) end
+  end
+end
+
+-- rank 0's parameters, EMA weights and optimizer moments on every rank
+function DT:broadcast_state(modules, emas, opts)
+  for _, m in ipairs(modules) do D.broadcast(m:flat_parameters(), 0) end
+  for _, e in ipairs(emas) do D.broadcast(e.shadow, 0) end
+  for _, o in ipairs(opts) do
+    for _, k in ipairs { "m", "v", "buf" } do
+      if o[k] then D.broadcast(o[k], 0) end
+    end
+  end
+end
+
+-- After backward: every optimizer's flat gradient buffer averaged over the
+-- ranks (one all-reduce each), and the step's loss as the global mean.
+function DT:reduce_step(loss, optimizers)
+  for _, o in ipairs(optimizers) do D.all_reduce(o.grads, "mean") end
+  return D.all_reduce(core.clone(loss:detach()), "mean")
+end
+
+-- n rows drawn by fn(count) on each rank, the rows of rank r being
+-- floor(r n / P) + 1 .. floor((r + 1) n / P), gathered on every rank: a zero
+-- tensor with this rank's rows in place, summed over ranks (x + 0 = x exactly).
+-- Draws of generator g inside fn are that rank's rows of the whole draws.
+function DT:sharded_rows(n, g, fn)
+  local first = self.rank * n // self.size
+  local count = (self.rank + 1) * n // self.size - first
+  local saved = g:sharding()
+  g:shard(first, count, n)
+  local ok, part = pcall(fn, count)
+  if saved then g:shard(saved.first, saved.count, saved.total) else g:shard(nil) end
+  if not ok then error(part, 0) end
+  local shape = part:shape()
+  shape[1] = n
+  local all = core.full(shape, 0, core.dtype(part))
+  if count > 0 then core.copy_(core.narrow(all, 1, first + 1, count), part) end
+  return D.all_reduce(all, "sum")
+end
+
+function DT:barrier() D.barrier() end
+
+return DT
