@@ -27,6 +27,18 @@ describe("mf.dist in a single process", function()
     D.barrier()
   end)
 
+  it("gives each rank of a machine with several GPUs its own, round robin by local rank", function()
+    local devs = { { index = 0, type = "cpu" }, { index = 1, type = "gpu" }, { index = 2, type = "gpu" },
+      { index = 3, type = "gpu" } }
+    assert.are.equal(1, D.device_for(0, devs))
+    assert.are.equal(2, D.device_for(1, devs))
+    assert.are.equal(3, D.device_for(2, devs))
+    assert.are.equal(1, D.device_for(3, devs))
+    -- one GPU, or none: the default choice (nil)
+    assert.is_nil(D.device_for(1, { { index = 0, type = "cpu" }, { index = 1, type = "gpu" } }))
+    assert.is_nil(D.device_for(0, { { index = 0, type = "cpu" } }))
+  end)
+
   it("names the function and the value on bad arguments", function()
     local t = mf.tensor { 1, 2 }
     local ok, err = pcall(D.all_reduce, t, "min")
@@ -68,16 +80,20 @@ local function cli(args) return ("%q/lua/moonflow/app/cli.lua %s"):format(P.root
 
 describe("mf.dist under mpirun -np 2", function()
   it("all_reduce (sum, mean, max on f32, f64, i32) and broadcast are exact, in chunks of 4 to 12 bytes too", function()
-    local out, err, code = mpirun(2, ("%q/tests/dist_mpi_worker.lua"):format(P.root))
+    local prefix = P.scratch("worker")
+    local _, err, code = mpirun(2, ("%q/tests/dist_mpi_worker.lua %q"):format(P.root, prefix))
     assert.are.equal(0, code, err)
+    local out = (P.read(prefix .. "0") or "") .. (P.read(prefix .. "1") or "")
+    os.remove(prefix .. "0")
+    os.remove(prefix .. "1")
     local oks, fails = 0, {}
     for line in out:gmatch("[^\n]+") do
       if line:match("^rank %d ok ") then oks = oks + 1
       elseif line:match("FAIL") then fails[#fails + 1] = line end
     end
     assert.are.same({}, fails)
-    -- per rank: 4 chunk sizes x (f32, f64: 3 sizes x 3 ops + broadcast; i32: 3 x 2 + 1) + 4 = 136
-    assert.are.equal(2 * 136, oks, out)
+    -- per rank: 4 chunk sizes x 3 sizes x (f32, f64: 3 ops + broadcast; i32: 2 + 1) + 5 = 137
+    assert.are.equal(2 * 137, oks, out)
   end)
 end)
 

@@ -1,15 +1,19 @@
 -- Run by tests/dist_mpi_spec.lua under mpirun: every rank checks all_reduce
--- and broadcast against values computed in Lua doubles and prints one line
--- per check, "rank R ok NAME" or "rank R FAIL NAME: why". The values are
+-- and broadcast against values computed in Lua doubles and writes one line
+-- per check to PREFIX..RANK (PREFIX = arg[1]), "rank R ok NAME" or
+-- "rank R FAIL NAME: why". The values are
 -- small dyadic numbers, so every sum, mean and max is exact in f32 too.
 local mf = require "moonflow"
 local D = mf.dist
 D.init()
 local rank, P = D.rank(), D.size()
 
+-- each rank writes its own file (arg[1] .. rank): lines of two processes
+-- sharing one pipe can interleave
+local out = assert(io.open((arg[1] or "/tmp/dist_mpi_worker_") .. rank, "w"))
 local function report(name, ok, why)
-  io.write(("rank %d %s %s%s\n"):format(rank, ok and "ok" or "FAIL", name, ok and "" or (": " .. why)))
-  io.flush()
+  out:write(("rank %d %s %s%s\n"):format(rank, ok and "ok" or "FAIL", name, ok and "" or (": " .. why)))
+  out:flush()
 end
 
 -- element i (1-based) of rank r's tensor
@@ -119,5 +123,10 @@ do
   report("flat gradient mean", ok, why)
 end
 
+-- one machine: the local ranks are the ranks
+report("local_rank and local_size", D.local_rank() == rank and D.local_size() == P and P == 2,
+  ("local rank %d of %d, rank %d of %d"):format(D.local_rank(), D.local_size(), rank, P))
+
 D.barrier()
 report("done", true)
+out:close()

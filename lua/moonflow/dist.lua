@@ -42,16 +42,24 @@ end
 
 local function live() return mpi ~= nil and mpi.initialized() end
 
--- Picks this rank's device before the OpenCL runtime starts: with several
--- GPUs on the machine and MOONFLOW_DEVICE unset, GPU number local_rank mod #GPUs.
+-- The device index for a rank from the device list (mf.devices()): with
+-- several GPUs, GPU number local_rank mod #GPUs; else nil (the default pick).
+function D.device_for(local_rank, devices)
+  local gpus = {}
+  for _, d in ipairs(devices) do if d.type == "gpu" then gpus[#gpus + 1] = d.index end end
+  if #gpus > 1 then return gpus[local_rank % #gpus + 1] end
+  return nil
+end
+
+-- Picks this rank's device before the OpenCL runtime starts, unless
+-- MOONFLOW_DEVICE says which.
 local function pick_device(local_rank)
   local want = os.getenv("MOONFLOW_DEVICE")
   if want and want ~= "" then return end
   local okd, list = pcall(core.devices)
   if not okd then return end
-  local gpus = {}
-  for _, d in ipairs(list) do if d.type == "gpu" then gpus[#gpus + 1] = d.index end end
-  if #gpus > 1 then mpi.setenv("MOONFLOW_DEVICE", tostring(gpus[local_rank % #gpus + 1])) end
+  local i = D.device_for(local_rank, list)
+  if i then mpi.setenv("MOONFLOW_DEVICE", tostring(i)) end
 end
 
 -- Joins the job. Under a launcher with more than one process this needs the
