@@ -15,6 +15,10 @@ local D = {}
 local ok, mpi = pcall(require, "moonflow.dist_mpi")
 if not ok then mpi = nil end
 
+-- seconds of the last all_reduce: {read = waiting for device reads, mpi =
+-- in MPI, write = waiting for the last writes} (nil before any)
+D.last_timing = nil
+
 -- bytes per staging chunk (a whole number of elements): MPI reduces one
 -- chunk while the device copies the next
 D.chunk_bytes = 4 << 20
@@ -124,7 +128,8 @@ function D.all_reduce(t, op)
   if not live() or mpi.size() == 1 then return t end
   in_place(t, function(c)
     core.synchronize() -- the staging queue reads what moonflow's queue wrote
-    mpi.all_reduce(c, op, D.chunk_bytes)
+    local r, m, w = mpi.all_reduce(c, op, D.chunk_bytes)
+    D.last_timing = { read = r, mpi = m, write = w }
   end)
   return t
 end

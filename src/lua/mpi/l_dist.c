@@ -244,7 +244,9 @@ static void divide(void *p, size_t n, MPI_Datatype type, int by) {
 }
 
 /* all_reduce(t, op, chunk_bytes): t <- op over ranks, in place; op "sum",
-   "mean" (sum / size, floats) or "max" */
+   "mean" (sum / size, floats) or "max". Returns the seconds spent waiting
+   for device reads, in MPI (and the mean's division), and waiting for the
+   last writes: what the staging cost beside the reduction itself. */
 static int l_all_reduce(lua_State *L) {
   need_init(L, "all_reduce");
   staged s;
@@ -258,17 +260,26 @@ static int l_all_reduce(lua_State *L) {
   int size;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   size_t nch = (s.bytes + chunk - 1) / chunk;
+  /* seconds waiting for reads, in MPI, waiting for the last writes */
+  double t_read = 0, t_mpi = 0, t0 = MPI_Wtime(), t1;
   cl_event *ev = read_all(L, &s, chunk, nch, "all_reduce");
   for (size_t i = 0; i < nch; ++i) {
     size_t off = i * chunk, len = s.bytes - off < chunk ? s.bytes - off : chunk;
     wait_read(L, ev, i, nch, "all_reduce");
+    t1 = MPI_Wtime();
+    t_read += t1 - t0;
     MPI_Allreduce(MPI_IN_PLACE, host + off, (int)(len / s.es), s.type, op == 2 ? MPI_MAX : MPI_SUM, MPI_COMM_WORLD);
     if (op == 1) divide(host + off, len / s.es, s.type, size);
+    t0 = MPI_Wtime();
+    t_mpi += t0 - t1;
     write_chunk(L, &s, off, len, "all_reduce");
   }
   free(ev);
   cl_check(L, clFinish(queue), "all_reduce", "writing the tensor back");
-  return 0;
+  lua_pushnumber(L, t_read);
+  lua_pushnumber(L, t_mpi);
+  lua_pushnumber(L, MPI_Wtime() - t0);
+  return 3;
 }
 
 /* broadcast(t, root, chunk_bytes): every rank's t <- root's t */
