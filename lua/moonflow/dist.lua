@@ -20,8 +20,10 @@ if not ok then mpi = nil end
 D.last_timing = nil
 
 -- bytes per staging chunk (a whole number of elements): MPI reduces one
--- chunk while the device copies the next
-D.chunk_bytes = 4 << 20
+-- chunk while the device copies the next. nil: 4 MiB per 16 ranks (each
+-- chunk pays the ring's 2 (P - 1) latencies once: docs/SCALING.md).
+D.chunk_bytes = nil
+local function chunk_bytes() return D.chunk_bytes or (4 << 20) * ((D.size() + 15) // 16) end
 
 local function fail(fn, fmt, ...) error(("moonflow.dist.%s: " .. fmt):format(fn, ...), 3) end
 
@@ -128,7 +130,7 @@ function D.all_reduce(t, op)
   if not live() or mpi.size() == 1 then return t end
   in_place(t, function(c)
     core.synchronize() -- the staging queue reads what moonflow's queue wrote
-    local r, m, w = mpi.all_reduce(c, op, D.chunk_bytes)
+    local r, m, w = mpi.all_reduce(c, op, chunk_bytes())
     D.last_timing = { read = r, mpi = m, write = w }
   end)
   return t
@@ -144,7 +146,7 @@ function D.broadcast(t, root)
   if not live() or mpi.size() == 1 then return t end
   in_place(t, function(c)
     core.synchronize()
-    mpi.broadcast(c, root, D.chunk_bytes)
+    mpi.broadcast(c, root, chunk_bytes())
   end)
   return t
 end

@@ -3,8 +3,9 @@
    module reads a tensor's bytes on its own OpenCL queue (in the tensor's
    context), reduces or broadcasts them with MPI, and writes them back.
    Large buffers move in chunks: every chunk's read is enqueued at once
-   (non-blocking), so while MPI reduces chunk i the device copies chunk i+1
-   out, and chunk i's write-back goes while MPI works on chunk i+1.
+   (non-blocking, on a read queue), so while MPI reduces chunk i the device
+   copies chunk i+1 out, and chunk i's write-back (on a write queue) goes
+   while MPI works on chunk i+1.
 
    It links no moonflow symbol (core.so is loaded privately by Lua): it reads
    the tensor userdata's layout from tensor.h and calls OpenCL and MPI only.
@@ -26,7 +27,7 @@
 
 static MPI_Comm local_comm = MPI_COMM_NULL; /* the ranks on this machine */
 static int started;                           /* MPI_Init done here */
-static cl_command_queue queue;                /* the staging queue ... */
+static cl_command_queue queue, wqueue;        /* the staging queues, reads and writes ... */
 static cl_context queue_ctx;                  /* ... of this context */
 static char *host;                            /* staging buffer, grown on demand */
 static size_t host_cap;
@@ -45,6 +46,7 @@ static int is_initialized(void) {
 
 static void release_staging(void) {
   if (queue) { clFinish(queue); clReleaseCommandQueue(queue); queue = NULL; queue_ctx = NULL; }
+  if (wqueue) { clFinish(wqueue); clReleaseCommandQueue(wqueue); wqueue = NULL; }
   free(host);
   host = NULL;
   host_cap = 0;
@@ -172,16 +174,25 @@ static void cl_check(lua_State *L, cl_int e, const char *fn, const char *what) {
   if (e != CL_SUCCESS) luaL_error(L, "moonflow.dist.%s: %s failed (OpenCL error %d)", fn, what, (int)e);
 }
 
-/* the staging queue on the tensor's context and device, and room for bytes */
+/* the staging queues on the tensor's context and device (two: the reads of
+   later chunks and the writes of earlier ones use both directions of the
+   bus at once), and room for bytes */
 static void prepare(lua_State *L, staged *s, const char *fn) {
   cl_context ctx;
   cl_check(L, clGetMemObjectInfo(s->t->st->buf, CL_MEM_CONTEXT, sizeof ctx, &ctx, NULL), fn, "clGetMemObjectInfo");
-  if (queue && ctx != queue_ctx) { clReleaseCommandQueue(queue); queue = NULL; }
+  if (queue && ctx != queue_ctx) {
+    clReleaseCommandQueue(queue);
+    clReleaseCommandQueue(wqueue);
+    queue = wqueue = NULL;
+  }
   if (!queue) {
     cl_device_id dev;
     cl_check(L, clGetContextInfo(ctx, CL_CONTEXT_DEVICES, sizeof dev, &dev, NULL), fn, "clGetContextInfo");
     cl_int e;
     queue = clCreateCommandQueue(ctx, dev, 0, &e);
+    cl_check(L, e, fn, "clCreateCommandQueue");
+    wqueue = clCreateCommandQueue(ctx, dev, 0, &e);
+    if (e != CL_SUCCESS) { clReleaseCommandQueue(queue); queue = NULL; }
     cl_check(L, e, fn, "clCreateCommandQueue");
     queue_ctx = ctx;
   }
@@ -234,8 +245,8 @@ static void wait_read(lua_State *L, cl_event *ev, size_t i, size_t nch, const ch
 }
 
 static void write_chunk(lua_State *L, staged *s, size_t off, size_t len, const char *fn) {
-  cl_int e = clEnqueueWriteBuffer(queue, s->t->st->buf, CL_FALSE, s->base + off, len, host + off, 0, NULL, NULL);
-  if (e != CL_SUCCESS) { clFinish(queue); cl_check(L, e, fn, "clEnqueueWriteBuffer"); }
+  cl_int e = clEnqueueWriteBuffer(wqueue, s->t->st->buf, CL_FALSE, s->base + off, len, host + off, 0, NULL, NULL);
+  if (e != CL_SUCCESS) { clFinish(queue); clFinish(wqueue); cl_check(L, e, fn, "clEnqueueWriteBuffer"); }
 }
 
 static void divide(void *p, size_t n, MPI_Datatype type, int by) {
@@ -275,7 +286,7 @@ static int l_all_reduce(lua_State *L) {
     write_chunk(L, &s, off, len, "all_reduce");
   }
   free(ev);
-  cl_check(L, clFinish(queue), "all_reduce", "writing the tensor back");
+  cl_check(L, clFinish(wqueue), "all_reduce", "writing the tensor back");
   lua_pushnumber(L, t_read);
   lua_pushnumber(L, t_mpi);
   lua_pushnumber(L, MPI_Wtime() - t0);
@@ -304,7 +315,7 @@ static int l_broadcast(lua_State *L) {
     if (!ev) write_chunk(L, &s, off, len, "broadcast");
   }
   free(ev);
-  cl_check(L, clFinish(queue), "broadcast", "writing the tensor");
+  cl_check(L, clFinish(wqueue), "broadcast", "writing the tensor");
   return 0;
 }
 
