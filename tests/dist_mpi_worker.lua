@@ -123,6 +123,42 @@ do
   report("flat gradient mean", ok, why)
 end
 
+-- the bucketed all-reduce that overlaps the backward pass gives the bits of
+-- backward + one all-reduce, and its buckets cover the flat buffer
+do
+  local DT = require "moonflow.app.dist_train"
+  local dt = setmetatable({ rank = rank, size = P, main = rank == 0 }, DT)
+  local function run(overlap)
+    local rngs = mf.Rngs(3)
+    local net = mf.nn.VelocityMLP { dim = 2, hidden = 64, depth = 3, rngs = rngs }
+    local opt = mf.optim.AdamW(net, { lr = 1e-3 })
+    local sit = mf.interfaces.SiT { network = net, rngs = rngs }
+    local x = rngs.data:normal({ 8, 2 }, { rows = { 8 * rank, 16 } })
+    for _, k in ipairs { "time", "noise" } do rngs[k]:shard(8 * rank, 8, 16) end
+    local loss = sit:loss(x).loss:mean()
+    opt:zero_grad()
+    DT.overlap, DT.bucket_bytes = overlap, 4096
+    local l = dt:backward(loss, { opt })
+    return mf.core.flat(opt.grads), l:item(), opt
+  end
+  local g0, l0 = run(false)
+  local g1, l1, opt = run(true)
+  local same = #g0 == #g1 and l0 == l1
+  for i = 1, #g0 do if g0[i] ~= g1[i] then same = false end end
+  report("bucketed all-reduce: the same bits", same, ("loss %.9g vs %.9g"):format(l0, l1))
+  local bs = DT.buckets_of(opt, 4096)
+  local covered, ok = 0, bs ~= nil and #bs > 3
+  for _, b in ipairs(bs or {}) do
+    if b.first ~= covered then ok = false end
+    covered = b.last
+  end
+  ok = ok and covered == #g0 and dt.last_overlap.during_backward == #bs
+  report("buckets cover the buffer and all begin during backward", ok,
+    ("%d buckets, %d begun during backward, %d of %d covered"):format(bs and #bs or 0,
+      dt.last_overlap.during_backward, covered, #g0))
+  DT.overlap, DT.bucket_bytes = true, 4 << 20
+end
+
 -- one machine: the local ranks are the ranks
 report("local_rank and local_size", D.local_rank() == rank and D.local_size() == P and P == 2,
   ("local rank %d of %d, rank %d of %d"):format(D.local_rank(), D.local_size(), rank, P))

@@ -151,6 +151,21 @@ function D.broadcast(t, root)
   return t
 end
 
+-- An exchange in pieces, overlapping other device work (app/dist_train.lua's
+-- bucketed gradient all-reduce): bucket_begin(view) reads a contiguous view
+-- to the host once the device has written it (it waits for moonflow's queue
+-- up to now), bucket_reduce(b, op) all-reduces it and writes it back without
+-- waiting, bucket_wait() waits for every write. Every rank begins and
+-- reduces the same buckets in the same order.
+function D.bucket_begin(view)
+  check_tensor("bucket_begin", view)
+  if not contiguous(view) then fail("bucket_begin", "the view must be contiguous") end
+  core.synchronize()
+  return mpi.bucket_begin(view, chunk_bytes())
+end
+function D.bucket_reduce(b, op) return mpi.bucket_reduce(b, op or "sum") end
+function D.bucket_wait() if live() then mpi.bucket_wait() end end
+
 -- root's string on every rank
 function D.broadcast_string(s, root)
   if not live() or mpi.size() == 1 then return s end

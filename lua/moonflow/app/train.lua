@@ -346,8 +346,7 @@ local function run(cfg, opts, dist)
     local loss = res.loss:mean()
     opt:zero_grad()
     if opt_proj then opt_proj:zero_grad() end
-    loss:backward()
-    if dist then loss = dist:reduce_step(loss, { opt, opt_proj }) end -- mean gradients and loss over ranks
+    if dist then loss = dist:backward(loss, { opt, opt_proj }) else loss:backward() end -- dist: means over ranks
     opt:step()
     if opt_proj then opt_proj:step() end
     ema:update()

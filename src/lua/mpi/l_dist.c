@@ -319,6 +319,105 @@ static int l_broadcast(lua_State *L) {
   return 0;
 }
 
+/* ------------------------------------------------ buckets (overlap) */
+/* A bucket of a gradient buffer exchanged while the backward pass goes on:
+   bucket_begin(view) enqueues the reads of its bytes (its own host memory),
+   bucket_reduce(b, op) waits for them, all-reduces and enqueues the writes,
+   bucket_wait() waits for every write. Between begin and reduce the caller
+   lets the device compute (more backward kernels), so MPI on earlier
+   buckets runs beside the device's work on later ones. */
+#define LMF_BUCKET "moonflow.dist.Bucket"
+
+typedef struct {
+  staged s;
+  cl_mem buf;
+  char *host;
+  cl_event *ev;
+  size_t chunk, nch;
+  int reduced;
+} bucket;
+
+static int bucket_gc(lua_State *L) {
+  bucket *b = luaL_checkudata(L, 1, LMF_BUCKET);
+  if (b->ev && !b->reduced) { /* begun, never reduced: let the reads land */
+    clWaitForEvents((cl_uint)b->nch, b->ev);
+    for (size_t i = 0; i < b->nch; ++i) clReleaseEvent(b->ev[i]);
+  }
+  if (b->host && wqueue) clFinish(wqueue); /* writes from this host memory */
+  free(b->ev);
+  free(b->host);
+  b->ev = NULL;
+  b->host = NULL;
+  return 0;
+}
+
+static int l_bucket_begin(lua_State *L) {
+  need_init(L, "bucket_begin");
+  staged s;
+  check_tensor(L, 1, "bucket_begin", &s);
+  size_t chunk = chunk_of(L, 2, s.es);
+  bucket *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  luaL_setmetatable(L, LMF_BUCKET);
+  b->s = s;
+  b->buf = s.t->st->buf; /* the view's tensor may go; its storage is the caller's flat buffer */
+  b->chunk = chunk;
+  if (s.bytes == 0) return 1;
+  prepare(L, &b->s, "bucket_begin");
+  b->nch = (s.bytes + chunk - 1) / chunk;
+  if (posix_memalign((void **)&b->host, 64, s.bytes) != 0) {
+    b->host = NULL;
+    return luaL_error(L, "moonflow.dist.bucket_begin: out of host memory staging %d bytes", (int)s.bytes);
+  }
+  b->ev = malloc(sizeof(cl_event) * b->nch);
+  if (!b->ev) return luaL_error(L, "moonflow.dist.bucket_begin: out of host memory");
+  for (size_t i = 0; i < b->nch; ++i) {
+    size_t off = i * chunk, len = s.bytes - off < chunk ? s.bytes - off : chunk;
+    cl_int e = clEnqueueReadBuffer(queue, b->buf, CL_FALSE, s.base + off, len, b->host + off, 0, NULL, &b->ev[i]);
+    if (e != CL_SUCCESS) {
+      clFinish(queue);
+      for (size_t j = 0; j < i; ++j) clReleaseEvent(b->ev[j]);
+      b->reduced = 1;
+      cl_check(L, e, "bucket_begin", "clEnqueueReadBuffer");
+    }
+  }
+  return 1;
+}
+
+static int l_bucket_reduce(lua_State *L) {
+  bucket *b = luaL_checkudata(L, 1, LMF_BUCKET);
+  static const char *const ops[] = {"sum", "mean", "max", NULL};
+  int op = luaL_checkoption(L, 2, NULL, ops);
+  if (b->reduced) return luaL_error(L, "moonflow.dist.bucket_reduce: the bucket was already reduced");
+  if (op == 1 && b->s.type == MPI_INT) return luaL_error(L, "moonflow.dist.bucket_reduce: \"mean\" of an i32 tensor");
+  b->reduced = 1;
+  int size;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  double t0 = MPI_Wtime();
+  for (size_t i = 0; i < b->nch; ++i) {
+    size_t off = i * b->chunk, len = b->s.bytes - off < b->chunk ? b->s.bytes - off : b->chunk;
+    cl_int e = clWaitForEvents(1, &b->ev[i]);
+    clReleaseEvent(b->ev[i]);
+    if (e != CL_SUCCESS) {
+      for (size_t j = i + 1; j < b->nch; ++j) clReleaseEvent(b->ev[j]);
+      clFinish(queue);
+      cl_check(L, e, "bucket_reduce", "reading the bucket");
+    }
+    MPI_Allreduce(MPI_IN_PLACE, b->host + off, (int)(len / b->s.es), b->s.type, op == 2 ? MPI_MAX : MPI_SUM,
+                  MPI_COMM_WORLD);
+    if (op == 1) divide(b->host + off, len / b->s.es, b->s.type, size);
+    e = clEnqueueWriteBuffer(wqueue, b->buf, CL_FALSE, b->s.base + off, len, b->host + off, 0, NULL, NULL);
+    if (e != CL_SUCCESS) { clFinish(wqueue); cl_check(L, e, "bucket_reduce", "clEnqueueWriteBuffer"); }
+  }
+  lua_pushnumber(L, MPI_Wtime() - t0);
+  return 1;
+}
+
+static int l_bucket_wait(lua_State *L) {
+  if (wqueue) cl_check(L, clFinish(wqueue), "bucket_wait", "writing the buckets back");
+  return 0;
+}
+
 /* broadcast_string(s, root): root's string on every rank (small messages:
    an error, a decision) */
 static int l_broadcast_string(lua_State *L) {
@@ -357,11 +456,16 @@ int luaopen_moonflow_dist_mpi(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_setfield(L, LUA_REGISTRYINDEX, "moonflow.dist_mpi.closer");
+  luaL_newmetatable(L, LMF_BUCKET);
+  lua_pushcfunction(L, bucket_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   static const luaL_Reg fns[] = {
       {"init", l_init}, {"initialized", l_initialized}, {"finalize", l_finalize}, {"rank", l_rank},
       {"size", l_size}, {"local_rank", l_local_rank}, {"local_size", l_local_size}, {"barrier", l_barrier},
       {"abort", l_abort}, {"wtime", l_wtime}, {"setenv", l_setenv}, {"silence_stdout", l_silence_stdout},
       {"all_reduce", l_all_reduce}, {"broadcast", l_broadcast}, {"broadcast_string", l_broadcast_string},
+      {"bucket_begin", l_bucket_begin}, {"bucket_reduce", l_bucket_reduce}, {"bucket_wait", l_bucket_wait},
       {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
