@@ -80,7 +80,7 @@ local function mpirun(np, args, env)
 end
 -- 64 KiB buckets: the MLP's 1.6 MB of gradients in 7 buckets, all-reduced
 -- while the backward pass runs
-local BUCKETS = "MOONFLOW_DIST_BUCKET_BYTES=65536"
+local BUCKETS = "MOONFLOW_DIST_OVERLAP=1 MOONFLOW_DIST_BUCKET_BYTES=65536"
 
 local function cli(args) return ("%q/lua/moonflow/app/cli.lua %s"):format(P.root, args) end
 

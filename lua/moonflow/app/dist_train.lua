@@ -106,8 +106,12 @@ end
 -- enqueued, and the bucket before it is all-reduced while the device runs
 -- the rest of the backward pass. Every element is reduced once by the same
 -- MPI call as without buckets: the results are the same bits.
--- MOONFLOW_DIST_OVERLAP=0 turns it off; MOONFLOW_DIST_BUCKET_BYTES sizes buckets.
-DT.overlap = os.getenv("MOONFLOW_DIST_OVERLAP") ~= "0"
+-- It is on for GPU devices: on a CPU device (PoCL) MPI and the kernels share
+-- the same cores, and the per-bucket waits only add stalls.
+-- MOONFLOW_DIST_OVERLAP=1 or 0 forces it on or off; MOONFLOW_DIST_BUCKET_BYTES
+-- sizes the buckets (default 4 MiB).
+local overlap_env = os.getenv("MOONFLOW_DIST_OVERLAP")
+DT.overlap = overlap_env == "1" or (overlap_env ~= "0" and nil) -- nil: by device type
 DT.bucket_bytes = math.tointeger(tonumber(os.getenv("MOONFLOW_DIST_BUCKET_BYTES") or "")) or (4 << 20)
 
 -- the buckets of an optimizer's flat gradient buffer, covering it exactly,
@@ -151,8 +155,10 @@ DT.buckets_of = buckets_of
 -- the step's loss as the global mean.
 function DT:backward(loss, optimizers)
   local all = {}
+  local on = DT.overlap
+  if on == nil then on = core.device().type == "gpu" end
   for _, o in ipairs(optimizers) do
-    local bs = DT.overlap and buckets_of(o, DT.bucket_bytes)
+    local bs = on and buckets_of(o, DT.bucket_bytes)
     if not bs then
       all = nil
       break
