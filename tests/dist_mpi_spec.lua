@@ -124,10 +124,22 @@ describe("moonflow train under mpirun -np 2", function()
     .. "optimizer.warmup=100"
 
   it("gives the single-process losses of the same seed and global batch, to float32 rounding", function()
-    local _, err, code = P.run(ENV .. " lua5.4 " .. cli(("train %s steps=50 out=%s_one"):format(cfg, base)))
+    local out1, err, code = P.run(ENV .. " lua5.4 " .. cli(("train %s steps=50 out=%s_one"):format(cfg, base)))
     assert.are.equal(0, code, err)
-    _, err, code = mpirun(2, cli(("train %s steps=50 out=%s_two"):format(cfg, base)), BUCKETS)
+    local out2
+    out2, err, code = mpirun(2, cli(("train %s steps=50 out=%s_two"):format(cfg, base)), BUCKETS)
     assert.are.equal(0, code, err)
+    -- the evaluation sampled half the rows on each rank and gathered them:
+    -- the energy distance of the samples to fresh data is the single run's
+    -- (to the digits printed and the rounding of the samples; a missing or
+    -- misplaced row moves it by far more)
+    local e1 = tonumber(out1:match("energy distance ([%d.]+)"))
+    local e2 = tonumber(out2:match("energy distance ([%d.]+)"))
+    assert.truthy(e1 and e2, out2)
+    assert.truthy(math.abs(e1 - e2) <= 1e-5 + 1e-3 * e1, ("energy distance %s vs %s"):format(e1, e2))
+    -- only rank 0 prints
+    local _, lines = out2:gsub("energy distance", "")
+    assert.are.equal(1, lines, out2)
     local a, b = losses(base .. "_one"), losses(base .. "_two")
     local worst, at = 0, 0
     for s = 1, 50 do
