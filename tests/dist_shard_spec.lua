@@ -117,6 +117,15 @@ describe("shards of the training draws", function()
     end
   end)
 
+  it("mixture data: rank r's batch is its rows of the whole batch", function()
+    local gm = { means = { { 0, 0 }, { 2, 1 }, { -1, 3 } }, stds = { 0.5, 0.3, 0.2 }, weights = { 0.2, 0.5, 0.3 } }
+    local full = mf.data.mixture(gm, { rngs = mf.Rngs(2) }):batch(B)
+    for r = 0, P - 1 do
+      local src = mf.data.mixture(gm, { rngs = sharded_rngs(2, r * B // P, B // P, B) })
+      same(src:batch(B // P), rows(full, r * B // P, (r + 1) * B // P), "mixture rank " .. r)
+    end
+  end)
+
   local x = mf.tensor {
     { 0.1, 0.2 }, { -0.3, 0.4 }, { 0.5, -0.6 }, { 0.7, 0.8 }, { -0.9, 1.0 }, { 1.1, 1.2 },
     { 1.3, -1.4 }, { 1.5, 1.6 }, { -1.7, 1.8 }, { 1.9, 2.0 }, { 2.1, -2.2 }, { 2.3, 2.4 },
