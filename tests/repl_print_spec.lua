@@ -84,10 +84,10 @@ describe("REPL completion and help", function()
     assert.truthy(R.help_text(print):find("^no help for"))
   end)
 
-  it("documents every public name of mf, nn, interfaces, samplers, rf, io and optim", function()
+  it("documents every public name of mf, nn, interfaces, samplers, rf, io, optim, distill and dist", function()
     local docs = require "moonflow.app.docs"
     local missing = {}
-    for _, m in ipairs { "", "nn", "interfaces", "samplers", "rf", "io", "optim" } do
+    for _, m in ipairs { "", "nn", "interfaces", "samplers", "rf", "io", "optim", "distill", "dist" } do
       local t = m == "" and mf or mf[m]
       local keys = {}
       for k in pairs(t) do keys[#keys + 1] = k end

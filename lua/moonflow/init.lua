@@ -36,7 +36,7 @@ local lazy = {
   interfaces = "moonflow.interfaces", rf = "moonflow.rf", samplers = "moonflow.samplers",
   oracle = "moonflow.oracle", data = "moonflow.data", io = "moonflow.io", plot = "moonflow.plot",
   progress = "moonflow.app.progress", cli = "moonflow.app.cli", diffusion = "moonflow.diffusion",
-  metrics = "moonflow.metrics", distill = "moonflow.distill",
+  metrics = "moonflow.metrics", distill = "moonflow.distill", dist = "moonflow.dist",
 }
 
 return setmetatable(mf, {

@@ -27,11 +27,77 @@ function R.Generator(seed)
   return setmetatable({ seed = seed, offset = 0 }, Generator)
 end
 
-local function draw(g, kind, shape, a, b, dtype)
+-- Row shards. A draw with rows = {first, total} (first 0-based) and shape
+-- {count, ...} returns rows first+1 .. first+count of the {total, ...} draw
+-- that the generator would make, bit for bit, and advances the offset as
+-- that whole draw does; only the counters of those rows (and at most w - 1
+-- elements before them, to start on a counter) are drawn. A generator put in
+-- shard mode by g:shard(first, count, total) draws every {count, ...} shape
+-- that way (data parallelism: rank r draws its rows of the global batch);
+-- rows = false draws the shape as given even then.
+local function width(kind, dtype) return (kind ~= "randint" and dtype == "f64") and 2 or 4 end
+
+local function shape_fail(g, shape, why)
+  error(("moonflow.Generator: %s (shape {%s})"):format(why, type(shape) == "table" and table.concat(shape, ", ") or tostring(shape)), 4)
+end
+
+local function draw_rows(g, kind, shape, a, b, dtype, first, total)
+  local count = shape[1]
+  if math.type(count) ~= "integer" then shape_fail(g, shape, "a row draw needs a leading dim") end
+  if math.type(first) ~= "integer" or math.type(total) ~= "integer" or first < 0 or first + count > total then
+    shape_fail(g, shape, ("rows [%s, %s + %s) do not lie in a draw of %s rows"):format(
+      tostring(first), tostring(first), tostring(count), tostring(total)))
+  end
+  local inner = 1
+  for i = 2, #shape do inner = inner * shape[i] end
+  local w = width(kind, dtype)
+  local e0 = first * inner                   -- the shard's first element in the whole draw
+  local skip = e0 % w                        -- elements of its first counter before it
+  local n = count * inner + skip
+  local t = core.rand(kind, { n }, g.seed, g.offset + e0 // w, a, b, dtype)
+  if skip > 0 then t = core.clone(core.narrow(t, 1, skip + 1, count * inner)) end
+  g.offset = g.offset + (total * inner + w - 1) // w
+  return core.reshape(t, shape)
+end
+
+local function draw(g, kind, shape, a, b, dtype, rows)
+  if type(shape) == "number" then shape = { shape } end
+  if rows == nil and g._shard then
+    local s = g._shard
+    if type(shape) ~= "table" or shape[1] ~= s.count then
+      shape_fail(g, shape, ("in shard mode (rows %d..%d of %d) every draw has %d rows; pass rows = false for a whole draw"):format(
+        s.first + 1, s.first + s.count, s.total, s.count))
+    end
+    rows = { s.first, s.total }
+  end
+  if rows then
+    if type(shape) ~= "table" then shape_fail(g, shape, "a row draw needs a shape table") end
+    return draw_rows(g, kind, shape, a, b, dtype, rows.first or rows[1], rows.total or rows[2])
+  end
   local t, off = core.rand(kind, shape, g.seed, g.offset, a, b, dtype)
   g.offset = off
   return t
 end
+
+-- g:shard(first, count, total): later draws of {count, ...} give rows
+-- first+1 .. first+count (first 0-based) of {total, ...} draws; g:shard(nil) ends it.
+function Generator:shard(first, count, total)
+  if first == nil then self._shard = nil; return self end
+  for _, v in ipairs { first, count, total } do
+    if math.type(v) ~= "integer" then
+      error(("moonflow.Generator:shard: first, count and total must be integers, got %s, %s, %s"):format(
+        tostring(first), tostring(count), tostring(total)), 2)
+    end
+  end
+  if first < 0 or count < 0 or first + count > total then
+    error(("moonflow.Generator:shard: rows [%d, %d) do not lie in [0, %d)"):format(first, first + count, total), 2)
+  end
+  self._shard = { first = first, count = count, total = total }
+  return self
+end
+
+-- the shard {first (0-based), count, total} or nil
+function Generator:sharding() return self._shard end
 
 local function opt(o, k, i, default)
   if o == nil or type(o) == "string" then return default end
@@ -54,30 +120,33 @@ local function float_dtype(o, fn)
   return dt
 end
 
--- uniform in [low, high); o: {low, high, dtype = ...} or a dtype string
+-- the rows option: nil, false or {first, total}
+local function rows_of(o) if type(o) == "table" then return o.rows end end
+
+-- uniform in [low, high); o: {low, high, dtype = ..., rows = ...} or a dtype string
 function Generator:uniform(shape, o, fn)
   local dt = float_dtype(o, fn or "uniform")
-  return draw(self, "uniform", shape, opt(o, "low", 1, 0), opt(o, "high", 2, 1), dt)
+  return draw(self, "uniform", shape, opt(o, "low", 1, 0), opt(o, "high", 2, 1), dt, rows_of(o))
 end
 
--- N(mean, std^2) by Box-Muller; o: {mean, std, dtype = ...} or a dtype string
+-- N(mean, std^2) by Box-Muller; o: {mean, std, dtype = ..., rows = ...} or a dtype string
 function Generator:normal(shape, o, fn)
   local dt = float_dtype(o, fn or "normal")
-  return draw(self, "normal", shape, opt(o, "mean", 1, 0), opt(o, "std", 2, 1), dt)
+  return draw(self, "normal", shape, opt(o, "mean", 1, 0), opt(o, "std", 2, 1), dt, rows_of(o))
 end
 
--- integers in [low, high), i32
-function Generator:randint(shape, low, high)
+-- integers in [low, high), i32; o: {rows = ...}
+function Generator:randint(shape, low, high, o)
   if high == nil then low, high = 0, low end
   if math.type(low) ~= "integer" or math.type(high) ~= "integer" then
     error(("moonflow.randint: bounds must be integers, got %s and %s"):format(tostring(low), tostring(high)), 2)
   end
-  return draw(self, "randint", shape, low, high)
+  return draw(self, "randint", shape, low, high, nil, rows_of(o))
 end
 
 -- a random permutation of 0..n-1 (i32): argsort of uniform keys on the host
 function Generator:permutation(n)
-  local keys = core.flat(self:uniform({ n }))
+  local keys = core.flat(self:uniform({ n }, { rows = false }))
   local idx = {}
   for i = 1, n do idx[i] = i end
   table.sort(idx, function(a, b) return keys[a] < keys[b] end)

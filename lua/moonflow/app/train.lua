@@ -5,6 +5,7 @@ local mf = require "moonflow"
 local Config = require "moonflow.app.config"
 local Progress = require "moonflow.app.progress"
 local Image = require "moonflow.app.image"
+local DistTrain = require "moonflow.app.dist_train"
 
 local Train = {}
 
@@ -228,6 +229,8 @@ end
 -- {name, samples, energy, picture}. opts: evals, n, callback (the samplers').
 function Train.evaluate(cfg, make_model, ema_net, data, rngs, out, opts)
   opts = opts or {}
+  local dist = opts.dist -- under mpirun: sampling sharded over ranks (app/dist_train.lua)
+  local reshard = dist and dist:pause_streams(rngs)
   local results = {}
   local n = opts.n or cfg.eval_n
   local model = make_model(ema_net)
@@ -237,19 +240,23 @@ function Train.evaluate(cfg, make_model, ema_net, data, rngs, out, opts)
     local sopts = Config.copy(ev)
     sopts.sampler, sopts.picture, sopts.name = nil, nil, nil
     local sampler = mf.samplers[kind](sopts)
-    local noise = rngs.sample:normal({ n, data.dim or 2 })
-    local x = mf.no_grad(function()
-      return sampler:sample(rngs.sample, model, noise, opts.callback and { callback = opts.callback } or nil)
-    end)
+    local function draw(count)
+      local noise = rngs.sample:normal({ count, data.dim or 2 })
+      return mf.no_grad(function()
+        return sampler:sample(rngs.sample, model, noise, opts.callback and { callback = opts.callback } or nil)
+      end)
+    end
+    local x = dist and dist:sharded_rows(n, rngs.sample, draw) or draw(n)
     local fresh = data:batch(n)
     local ed = mf.metrics.energy_distance(x, fresh)
     local name = ev.name or ("%s_%dsteps"):format(kind:lower(), ev.num_sampling_steps or 0)
     -- ev.picture is a file name inside `out`, or a path of its own without `out`
     local pic = ev.picture or ("samples_" .. name .. ".png")
     if out then pic = out .. "/" .. pic end
-    mf.plot.scatter(pic, x, { reference = reference, title = name })
+    if not dist or dist.main then mf.plot.scatter(pic, x, { reference = reference, title = name }) end
     results[#results + 1] = { name = name, samples = x, energy = ed, picture = pic }
   end
+  if reshard then reshard() end
   return results
 end
 
@@ -321,15 +328,16 @@ end
 -- Trains per cfg (completed and checked here); opts.resume = checkpoint path.
 -- Order: check the config, build, read the resume checkpoint, and only then
 -- touch the run folder (lock, then write).
-function Train.run(cfg, opts)
-  opts = opts or {}
-  -- a distill = {...} block: DMD2 distillation (app/distill.lua)
-  if type(cfg) == "table" and cfg.distill ~= nil then return require("moonflow.app.distill").run(cfg, opts) end
-  if cfg.task == "classifier" then return require("moonflow.app.classifier").run(cfg, opts) end
+local function run(cfg, opts, dist)
+  local main = not dist or dist.main -- the rank that writes (all of them in a single process)
   cfg = Config.check(Train.complete(cfg))
   Train.absolute_paths(cfg)
   local out = cfg.out
   local image = Image.is_image(cfg)
+  if dist and image then
+    error(("moonflow.train: data.name=%s under mpirun (%d processes): data-parallel runs cover the 2-D "
+      .. "configs for now; run image configs in one process"):format(cfg.data.name, dist.size), 0)
+  end
   if image then Image.ensure_encoder(cfg, opts) end
   local rngs = mf.Rngs(cfg.seed)
   local data = Train.data_source(cfg, rngs)
@@ -367,27 +375,31 @@ function Train.run(cfg, opts)
     if ck.data ~= nil and data.set_state then data:set_state(ck.data) end
     parts_state = ck.parts
   end
-  local lock = Train.take_folder(out)
-  -- an earlier run is replaced only on request, or continued from its own checkpoint
-  local continues = opts.resume and Train.same_folder(opts.resume:match("^(.*)/[^/]*$") or ".", out)
-  if not continues and not opts.overwrite then
-    local earlier = Train.earlier_run(out)
-    if earlier then
-      lock:unlock()
-      error(("moonflow.train: %s holds an earlier run (%s); pass --overwrite to replace it, "
-        .. "resume=%s/checkpoint.safetensors to continue it, or choose another out="):format(out, earlier, out), 0)
+  if dist then dist:broadcast_state({ net, opt_proj and trainer.projector }, { ema }, { opt, opt_proj }) end
+  local lock, log_path, log = nil, out .. "/log.csv", nil
+  if main then
+    lock = Train.take_folder(out)
+    -- an earlier run is replaced only on request, or continued from its own checkpoint
+    local continues = opts.resume and Train.same_folder(opts.resume:match("^(.*)/[^/]*$") or ".", out)
+    if not continues and not opts.overwrite then
+      local earlier = Train.earlier_run(out)
+      if earlier then
+        lock:unlock()
+        error(("moonflow.train: %s holds an earlier run (%s); pass --overwrite to replace it, "
+          .. "resume=%s/checkpoint.safetensors to continue it, or choose another out="):format(out, earlier, out), 0)
+      end
     end
+    if opts.started then opts.started(cfg) end
+    write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
+    write_file(log_path, start > 0 and kept_log(log_path, start, cfg.log_every, total) or "step,loss,lr,time\n")
+    log = assert(io.open(log_path, "a"))
   end
-  if opts.started then opts.started(cfg) end
-  write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
-  local log_path = out .. "/log.csv"
-  write_file(log_path, start > 0 and kept_log(log_path, start, cfg.log_every, total) or "step,loss,lr,time\n")
-  local log = assert(io.open(log_path, "a"))
   local progress = Progress.new { total = cfg.steps, every = cfg.log_every, start = start, state = window }
   -- REPA's two losses, logged apart (parts.csv) for the alignment curve
   local parts = cfg.repa and Train.Parts.new(out .. "/parts.csv", start, cfg, parts_state) or nil
   local ckpt = out .. "/checkpoint.safetensors"
   local function save(step, elapsed)
+    if not main then return end
     -- the config as data (JSON), never as code; the progress window so that a
     -- resumed log continues this one
     local entries = { model = net, ema = ema, optim = opt, step = step, rngs = rngs,
@@ -397,9 +409,10 @@ function Train.run(cfg, opts)
     if opt_proj then entries.projector, entries.optim_projector = trainer.projector, opt_proj end
     mf.io.save(ckpt, entries)
   end
+  local batch = dist and dist:shard_streams(rngs, cfg.batch) or cfg.batch -- this rank's rows
   for step = start + 1, cfg.steps do
     local lr = lr_at(ocfg, step, total)
-    local x, y = data:batch(cfg.batch)
+    local x, y = data:batch(batch)
     local res
     if image then
       local cond = Image.train_cond(cfg, net, y, rngs)
@@ -416,7 +429,7 @@ function Train.run(cfg, opts)
     local loss = res.loss:mean()
     opt:zero_grad()
     if opt_proj then opt_proj:zero_grad() end
-    loss:backward()
+    if dist then loss = dist:backward(loss, { opt, opt_proj }) else loss:backward() end -- dist: means over ranks
     opt:step()
     if opt_proj then opt_proj:step() end
     ema:update()
@@ -427,7 +440,7 @@ function Train.run(cfg, opts)
     if step == cfg.steps or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) then
       save(step, elapsed)
     end
-    if shown then
+    if shown and log then
       log:write(("%d,%.7g,%.7g,%.3f\n"):format(step, shown, lr, elapsed))
       log:flush()
     end
@@ -437,13 +450,14 @@ function Train.run(cfg, opts)
       end
     elseif cfg.plot_every > 0 and step % cfg.plot_every == 0 then
       Train.evaluate(cfg, make_model, ema.network, data, rngs, out,
-        { evals = { cfg.evals[1] }, n = math.min(cfg.eval_n, 1000) })
+        { evals = { cfg.evals[1] }, n = math.min(cfg.eval_n, 1000), dist = dist })
     end
   end
-  log:close()
+  if dist then dist:pause_streams(rngs) end
   -- the curve from the whole log, so a resumed run draws all of it
   local losses = {}
-  for line in io.lines(log_path) do
+  if log then log:close() end
+  for line in main and io.lines(log_path) or function() end do
     local st, l = line:match("^(%d+),([^,]+)")
     if st then losses[#losses + 1] = { tonumber(st), tonumber(l) } end
   end
@@ -462,7 +476,7 @@ function Train.run(cfg, opts)
       Image.step_grid(cfg, make_model, ema.network, rngs, out, cfg.steps)
     end
   else
-    results = Train.evaluate(cfg, make_model, ema.network, data, rngs, out)
+    results = Train.evaluate(cfg, make_model, ema.network, data, rngs, out, { dist = dist })
     floor = mf.metrics.energy_floor(data, cfg.eval_n)
   end
   local loss_opts = { title = "training loss", xlabel = "step", ylabel = "loss" }
@@ -473,15 +487,27 @@ function Train.run(cfg, opts)
       { parts:read("diffusion_loss"), { title = "diffusion loss", xlabel = "step" } },
       { parts:read("repa_loss"), { title = "alignment loss (-cos)", xlabel = "step" } },
     })
-  else
+  elseif main then
     mf.plot.curve(out .. "/loss.png", losses, loss_opts)
   end
-  lock:unlock()
+  if lock then lock:unlock() end
   return {
     out = out, time = train_time, final_loss = losses[#losses] and losses[#losses][2],
     results = results, floor = floor, checkpoint = ckpt, log = log_path, config = out .. "/config.lua",
     loss_picture = out .. "/loss.png", image = image, grid = grid, parts = parts and parts.path,
   }
+end
+
+-- Trains per cfg; under mpirun with several processes, data-parallel
+-- (app/dist_train.lua), and any rank's error ends the whole job.
+function Train.run(cfg, opts)
+  opts = opts or {}
+  -- a distill = {...} block: DMD2 distillation (app/distill.lua)
+  if type(cfg) == "table" and cfg.distill ~= nil then return require("moonflow.app.distill").run(cfg, opts) end
+  if type(cfg) == "table" and cfg.task == "classifier" then return require("moonflow.app.classifier").run(cfg, opts) end
+  local dist = DistTrain.from_env()
+  if not dist then return run(cfg, opts, nil) end
+  return dist:guard(run, cfg, opts, dist)
 end
 
 -- The summary lines printed at the end of a run.

@@ -58,7 +58,12 @@ function MeanFlow:sample_t_r(shape, dtype)
   local a, b = self:sample_t(shape, dtype), self:sample_t(shape, dtype)
   local t, r = C.binary("maximum", a, b), C.binary("minimum", a, b)
   local B = shape[1]
-  local k = math.floor(B * self.fm_portion)
+  -- a row shard of a global batch (data parallelism, Generator:shard): the
+  -- first floor(total fm_portion) rows of the whole batch, counted globally
+  local sh = self.rngs.time:sharding()
+  local first, total = 0, B
+  if sh and sh.count == B then first, total = sh.first, sh.total end
+  local k = math.floor(total * self.fm_portion) - first
   if k >= B then
     r = t
   elseif k > 0 then
@@ -72,9 +77,18 @@ end
 -- velocity n - x. Returns (v, y); y = nil (an unconditional network) stays nil.
 function MeanFlow:cond_drop(x, n, v, y, neg_y)
   local B = (x:shape())[1]
-  local u = self.rngs.label_dropout:uniform({ B })
+  -- a row shard of a global batch: m counts over the whole batch (its B
+  -- uniforms, cheap), and the shard's rows are numbered globally
+  local g, first = self.rngs.label_dropout, 0
+  local sh = g:sharding()
+  local u
+  if sh and sh.count == B then
+    u, first = g:uniform({ sh.total }, { rows = false }), sh.first
+  else
+    u = g:uniform({ B })
+  end
   local m = C.reduce("sum", C.binary("lt", u, self.cond_drop_ratio), nil, false) -- {} count
-  local mask = C.binary("lt", C.arange(B, 0, 1, "f32"), m)                      -- row < m
+  local mask = C.binary("lt", C.arange(B, first, 1, "f32"), m)                  -- row < m
   local dt = C.dtype(v)
   local vm = Interface.bcast_right(C.dtype(mask) == dt and mask or C.to(mask, dt), v)
   v = O.where(vm, O.sub(n, x), v)
