@@ -6,7 +6,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 packages=(lua5.4 liblua5.4-dev lua-busted libclblast-dev ocl-icd-opencl-dev opencl-headers
   pocl-opencl-icd cmake gcc make libpng-dev zlib1g-dev libzip-dev pkg-config libreadline-dev tmux
-  dataset-fashion-mnist liblapacke-dev libopenmpi-dev openmpi-bin)
+  dataset-fashion-mnist liblapacke-dev libopenmpi-dev openmpi-bin
+  libopenblas0-pthread) # the host gemm of big CPU products (src/blas_host.c, opened at run time)
 
 missing=()
 for p in "${packages[@]}"; do
