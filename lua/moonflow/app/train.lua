@@ -502,9 +502,16 @@ end
 -- (app/dist_train.lua), and any rank's error ends the whole job.
 function Train.run(cfg, opts)
   opts = opts or {}
-  -- a distill = {...} block: DMD2 distillation (app/distill.lua)
-  if type(cfg) == "table" and cfg.distill ~= nil then return require("moonflow.app.distill").run(cfg, opts) end
-  if type(cfg) == "table" and cfg.task == "classifier" then return require("moonflow.app.classifier").run(cfg, opts) end
+  -- a distill = {...} block: DMD2 distillation (app/distill.lua); task = "classifier"
+  local kind = type(cfg) == "table" and (cfg.distill ~= nil and "distill" or cfg.task == "classifier" and "classifier")
+  if kind then
+    local D = require "moonflow.dist"
+    if D.launched() then
+      error(("moonflow.train: a %s run under mpirun (%d processes) is not data-parallel yet; run it in one process")
+        :format(kind, D.launched_size()), 0)
+    end
+    return require("moonflow.app." .. kind).run(cfg, opts)
+  end
   local dist = DistTrain.from_env()
   if not dist then return run(cfg, opts, nil) end
   return dist:guard(run, cfg, opts, dist)
