@@ -360,11 +360,11 @@ end
 -- set's distance scatters by about half the floor around its mean), on
 -- images fd, floor and accuracy (means over the sets, in the encoder's
 -- features; none without an encoder); seconds is the mean time of one set's
--- sampling. opts: n, counts (the student's), teacher (false: none), network
--- (the student's; default the EMA's), picture(name) -> path.
+-- sampling. opts: n, repeats, counts (the student's), teacher (false: none),
+-- network (the student's; default the EMA's), picture(name) -> path.
 function Distill.evaluate(cfg, b, rngs, out, opts)
   opts = opts or {}
-  local n, data, reps = opts.n or cfg.eval_n, b.data, Distill.repeats(cfg, b)
+  local n, data, reps = opts.n or cfg.eval_n, b.data, opts.repeats or Distill.repeats(cfg, b)
   local reference = not b.image and data:batch(n) or nil
   local picture = opts.picture or function(name) return out .. "/samples_" .. name .. ".png" end
   local data_dir = b.image and (b.image.data.path or b.image.data.dir)
