@@ -134,6 +134,14 @@ describe("DMD2 distillation of an image teacher", function()
     end
   end)
 
+  it("fashion_dmd2.lua is a checked distill config of the fashion_sit teacher at guidance 2", function()
+    local c = Distill.check(Distill.complete(Config.load(root .. "/scripts/configs/fashion_dmd2.lua")))
+    assert.are.equal("runs/fashion_sit/checkpoint.safetensors", c.distill.teacher)
+    assert.are.equal("scripts/configs/fashion_sit.lua", c.distill.teacher_config)
+    assert.are.equal(Config.load(root .. "/scripts/configs/fashion_sit.lua").evals[1].guidance_scale, c.distill.guidance_scale)
+    assert.are.same({ 1.0, 0.75, 0.5, 0.25 }, c.distill.student_t_list)
+  end)
+
   it("refuses per-rung fake scores and non-image data for an image teacher, naming the key", function()
     assert.truthy(tpath, "needs the first test's teacher")
     local c = student_cfg(tpath, dir .. "/bad", 2)
