@@ -86,4 +86,29 @@ describe("moonflow sample of a distilled student", function()
     assert.truthy(err:find("sample: --guidance does not apply to a distilled student", 1, true), err)
     assert.falsy(err:find("%.lua:%d+:"), err)
   end)
+
+  it("names the teacher checkpoint a student's network is rebuilt from when it is gone", function()
+    local f2 = assert(io.open(dir .. "/teacher.lua", "w"))
+    f2:write([[
+return { seed = 1, data = { name = "two_moons" }, network = { hidden = 16, depth = 1 },
+  interface = { kind = "SiT", train_time_dist_type = "logitnormal", t_shift_base = 2 },
+  steps = 4, batch = 32, evals = { { sampler = "Euler", num_sampling_steps = 2 } }, eval_n = 50, log_every = 2 }
+]])
+    f2:close()
+    local teacher = dir .. "/teacher/checkpoint.safetensors"
+    local _, err, code = P.moonflow(("train %s/teacher.lua out=%s/teacher"):format(dir, dir))
+    assert.are.equal(0, code, err)
+    _, err, code = P.moonflow(("train %s/oracle.lua out=%s/student distill.oracle=nil distill.teacher_eval=nil "
+      .. "distill.teacher=%s distill.student.init=teacher distill.fake.init=teacher steps=2"):format(dir, dir, teacher))
+    assert.are.equal(0, code, err)
+    local out
+    out, err, code = P.moonflow(("sample %s/student/checkpoint.safetensors --n 30"):format(dir))
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("student_2steps, 30 samples: energy distance", 1, true), out)
+    assert.truthy(os.rename(teacher, teacher .. ".moved"))
+    _, err, code = P.moonflow(("sample %s/student/checkpoint.safetensors --n 30"):format(dir))
+    assert.are_not.equal(0, code)
+    assert.truthy(err:find(("moonflow.distill: %s/student/checkpoint.safetensors was distilled from %s, which is gone"):format(
+      dir, teacher), 1, true), err)
+  end)
 end)

@@ -520,6 +520,11 @@ function Distill.load(path)
     error(("moonflow.distill: %s is not a distillation checkpoint (no distill block in its config)"):format(path), 0)
   end
   local cfg = Distill.check(Distill.complete(ck.config))
+  local t = cfg.distill.teacher
+  if t and not exists(t) then
+    error(("moonflow.distill: %s was distilled from %s, which is gone: the student's network is rebuilt "
+      .. "from the teacher's checkpoint (its config and architecture); put it back or retrain it"):format(path, t), 0)
+  end
   local rngs = mf.Rngs(cfg.seed)
   local b = Distill.build(cfg, rngs)
   mf.io.load(path, entries(b, rngs))
