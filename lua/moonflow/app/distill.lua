@@ -109,6 +109,14 @@ function Distill.check(cfg)
   if d.teacher ~= nil and (type(d.teacher) ~= "string" or d.teacher == "") then bad("distill.teacher", "must be a checkpoint path") end
   if d.teacher_config ~= nil and type(d.teacher_config) ~= "string" then bad("distill.teacher_config", "must be a config path") end
   if d.oracle ~= nil then known(d.oracle, "distill.oracle", set { "means", "stds", "weights" }) end
+  -- one eval {sampler, num_sampling_steps, ...} or a list of them
+  local te = d.teacher_eval
+  if te ~= nil then
+    if type(te) ~= "table" then bad("distill.teacher_eval", "must be an eval table or a list of them, got %s", type(te)) end
+    for i, ev in ipairs(te) do
+      if type(ev) ~= "table" then bad(("distill.teacher_eval[%d]"):format(i), "must be an eval table, got %s", type(ev)) end
+    end
+  end
   local tl = d.student_t_list
   if type(tl) ~= "table" or #tl < 1 or #tl > 64 then bad("distill.student_t_list", "must be a list of 1 to 64 times") end
   for i, t in ipairs(tl) do
