@@ -9,12 +9,13 @@
 -- A 1-step student: scripts/moonflow train THIS 'distill.student_t_list={1.0}' out=runs/fashion_dmd2_1step
 -- Size: one step (batch 32, 5 fake-score updates, backward simulation through
 -- 3 rungs) took 10.6 s on the 2-core CPU device shared with two other runs
--- (this run ~80% of a core; measured over steps=20 against a fashion_sit-sized
--- teacher): 300 steps ~53 min there, roughly a third of that on a quiet
--- machine (fashion_sit ran ~3x faster quiet than shared). The evals add ~3.5 min (measured the same way: the teacher's
--- Heun 16 steps with guidance on 1000 samples 186 s, the student's 1000 at 1
--- and at 4 steps with their FD 29 s together). Quality is not measured yet: no trained
--- fashion_sit teacher was at hand; the learning rates are a first guess.
+-- (this run ~80% of a core; steps=20 against a fashion_sit-sized teacher):
+-- 300 steps ~53 min there, roughly a third of that on a quiet machine
+-- (fashion_sit ran ~3x faster quiet than shared). The evals add ~3.5 min
+-- (measured the same way: the teacher's Heun 16 steps with guidance on 1000
+-- samples 186 s; the student's 1000 at 1 and at 4 steps with their FD 29 s).
+-- Quality is not measured yet: no trained fashion_sit teacher was at hand;
+-- the learning rates are a first guess.
 return {
   seed = 0,
   distill = {
