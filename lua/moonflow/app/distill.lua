@@ -6,6 +6,7 @@
 local mf = require "moonflow"
 local Config = require "moonflow.app.config"
 local Progress = require "moonflow.app.progress"
+local Image = require "moonflow.app.image"
 
 local Distill = {}
 
@@ -17,7 +18,6 @@ local defaults = {
   batch = 256,
   ema = { decay = 0.99 },
   eval_n = 2000,
-  eval_repeats = 4,
   out = "runs/distill",
   log_every = 100,
   checkpoint_every = 500,
@@ -86,12 +86,14 @@ end
 -- Checks a completed config (top level and the distill block).
 function Distill.check(cfg)
   known(cfg, "config", set { "seed", "data", "distill", "steps", "batch", "ema", "eval_n", "eval_repeats", "out", "log_every",
-    "checkpoint_every", "plot_every", "network", "interface", "optimizer", "evals", "repa" })
+    "checkpoint_every", "plot_every", "network", "interface", "optimizer", "evals", "repa", "encoder" })
   int_in(cfg.seed, "seed", 0, math.maxinteger)
   int_in(cfg.steps, "steps", 1, (1 << 31) - 1)
   int_in(cfg.batch, "batch", 1, 1 << 24)
   int_in(cfg.eval_n, "eval_n", 2, 1 << 24)
-  int_in(cfg.eval_repeats, "eval_repeats", 1, 1000)
+  -- eval_repeats: nil = 4 sample sets on points, 1 on images (Distill.repeats)
+  if cfg.eval_repeats ~= nil then int_in(cfg.eval_repeats, "eval_repeats", 1, 1000) end
+  if cfg.encoder ~= nil and (type(cfg.encoder) ~= "string" or cfg.encoder == "") then bad("encoder", "must be a file path") end
   int_in(cfg.log_every, "log_every", 1, (1 << 31) - 1)
   int_in(cfg.checkpoint_every, "checkpoint_every", 0, (1 << 31) - 1)
   known(cfg.ema, "ema", set { "decay" })
@@ -107,6 +109,14 @@ function Distill.check(cfg)
   if d.teacher ~= nil and (type(d.teacher) ~= "string" or d.teacher == "") then bad("distill.teacher", "must be a checkpoint path") end
   if d.teacher_config ~= nil and type(d.teacher_config) ~= "string" then bad("distill.teacher_config", "must be a config path") end
   if d.oracle ~= nil then known(d.oracle, "distill.oracle", set { "means", "stds", "weights" }) end
+  -- one eval {sampler, num_sampling_steps, ...} or a list of them
+  local te = d.teacher_eval
+  if te ~= nil then
+    if type(te) ~= "table" then bad("distill.teacher_eval", "must be an eval table or a list of them, got %s", type(te)) end
+    for i, ev in ipairs(te) do
+      if type(ev) ~= "table" then bad(("distill.teacher_eval[%d]"):format(i), "must be an eval table, got %s", type(ev)) end
+    end
+  end
   local tl = d.student_t_list
   if type(tl) ~= "table" or #tl < 1 or #tl > 64 then bad("distill.student_t_list", "must be a list of 1 to 64 times") end
   for i, t in ipairs(tl) do
@@ -163,8 +173,9 @@ local function exists(p)
   return f ~= nil
 end
 
--- Trains the teacher from its config when its checkpoint is missing.
-function Distill.ensure_teacher(d, log)
+-- Trains the teacher from its config when its checkpoint is missing
+-- (opts: the run's; train_encoder lets an image teacher train its encoder).
+function Distill.ensure_teacher(d, log, opts)
   if exists(d.teacher) then return end
   if not d.teacher_config then
     error(("moonflow.train: the teacher checkpoint %s is missing; train it first "
@@ -176,7 +187,7 @@ function Distill.ensure_teacher(d, log)
   tc.out = d.teacher:match("^(.*)/[^/]*$") or "."
   log(("the teacher checkpoint %s is missing: training it first (scripts/moonflow train %s out=%s)"):format(
     d.teacher, d.teacher_config, tc.out))
-  local r = Train.run(tc, {})
+  local r = Train.run(tc, { train_encoder = opts and opts.train_encoder })
   log(Train.summary(r))
   if not exists(d.teacher) then
     error(("moonflow.train: training %s did not write %s"):format(d.teacher_config, d.teacher), 0)
@@ -199,28 +210,53 @@ function Distill.load_teacher(path)
   return make(ema.network), tcfg, ema.network
 end
 
--- everything the run trains: {dmd, student, ema, teacher, teacher_eval, data, shape}
+-- The data of an image teacher: Fashion-MNIST as the teacher saw it (cfg.data
+-- may change its path), with its labels as the student's condition.
+local function image_data(cfg, tcfg, rngs)
+  local icfg = Config.copy(tcfg)
+  if cfg.data ~= nil then
+    if type(cfg.data) ~= "table" or cfg.data.name ~= "fashion_mnist" then
+      bad("data", "must be {name = \"fashion_mnist\", ...} (or absent) for an image teacher, got %s",
+        type(cfg.data) == "table" and tostring(cfg.data.name) or type(cfg.data))
+    end
+    icfg.data = Config.copy(cfg.data)
+  end
+  return Image.data_source(icfg, rngs), icfg
+end
+
+-- everything the run trains: {dmd, student, ema, teacher, teacher_evals, data,
+-- shape, image (the teacher's config on images, with the data used), tnet, encoder}
 function Distill.build(cfg, rngs)
   local Train = require "moonflow.app.train"
   local d = cfg.distill
-  local teacher, tnet, teacher_eval, data_cfg
+  local teacher, tnet, tcfg, teacher_eval, data_cfg
   if d.oracle then
     local gm = mf.oracle.GaussianMixture(d.oracle)
     teacher = mf.interfaces.SiT { network = gm:network("sit"), t_shift_base = gm.dim }
     data_cfg = { name = "mixture", means = d.oracle.means, stds = d.oracle.stds, weights = d.oracle.weights }
     teacher_eval = { sampler = "Euler", num_sampling_steps = 50 }
   else
-    local tcfg
     teacher, tcfg, tnet = Distill.load_teacher(d.teacher)
     data_cfg = tcfg.data
     teacher_eval = tcfg.evals[1]
   end
   teacher_eval = d.teacher_eval or teacher_eval
-  local dcfg = Config.copy(cfg.data or data_cfg)
-  dcfg.rngs = rngs
-  local data = mf.data.toy(dcfg.name, dcfg)
+  -- one eval, or a list of them
+  local teacher_evals = type(teacher_eval[1]) == "table" and teacher_eval or { teacher_eval }
+  local data, image
+  if tcfg and Image.is_image(tcfg) then
+    data, image = image_data(cfg, tcfg, rngs)
+    if d.fake.per_rung then
+      bad("distill.fake.per_rung", "labels the fake score by rung; an image teacher's data has class labels already")
+    end
+  else
+    local dcfg = Config.copy(cfg.data or data_cfg)
+    dcfg.rngs = rngs
+    data = mf.data.toy(dcfg.name, dcfg)
+  end
   local dim = data.dim or 2
   local function scratch(n, classes)
+    if image then return Image.build_network(image, rngs) end
     return mf.nn.VelocityMLP { dim = dim, hidden = n.hidden, depth = n.depth, num_classes = classes, rngs = rngs }
   end
   local student = d.student.init == "teacher" and mf.distill.clone_network(tnet) or scratch(d.student)
@@ -261,9 +297,13 @@ function Distill.build(cfg, rngs)
     shape = data.shape or { dim },
   }
   local ema = mf.optim.EMA(student, { decay = cfg.ema.decay })
-  return { dmd = dmd, student = student, ema = ema, teacher = teacher, teacher_eval = teacher_eval,
-    data = data, shape = data.shape or { dim }, train = Train }
+  return { dmd = dmd, student = student, ema = ema, teacher = teacher, teacher_evals = teacher_evals,
+    data = data, shape = data.shape or { dim }, train = Train, image = image, tnet = tnet,
+    encoder = image and (cfg.encoder or image.encoder) or nil }
 end
+
+-- sample sets per evaluation: eval_repeats, else 4 on points and 1 on images
+function Distill.repeats(cfg, b) return cfg.eval_repeats or (b.image and 1 or 4) end
 
 -- the checkpoint's entries (targets when loading)
 local function entries(b, rngs)
@@ -277,51 +317,94 @@ end
 local function timed(fn)
   mf.synchronize()
   local t0 = mf.clock()
-  local x = fn()
+  local x, labels = fn()
   mf.synchronize()
-  return x, mf.clock() - t0
+  return x, labels, mf.clock() - t0
 end
 
--- The teacher with its sampler, the student (EMA) at 1 and #student_t_list
--- steps: {name, steps, energy, seconds, picture}. energy is the mean over
--- eval_repeats sample sets of eval_n (each against fresh data): one set's
--- distance scatters by about half the floor around its mean; seconds is
--- the mean time of one set's sampling.
-function Distill.evaluate(cfg, b, rngs, out)
-  local n, data, reps = cfg.eval_n, b.data, cfg.eval_repeats
-  local reference = data:batch(n)
-  local results = {}
-  local function record(name, steps, draw)
-    local e, sec, first = 0, 0, nil
-    for _ = 1, reps do
-      local x, s = timed(draw)
-      first = first or x
-      e, sec = e + mf.metrics.energy_distance(x, (data:batch(n))), sec + s
-    end
-    local pic = out .. "/samples_" .. name .. ".png"
-    mf.plot.scatter(pic, first, { reference = reference, title = name })
-    return { name = name, steps = steps, energy = e / reps, seconds = sec / reps, picture = pic }
+-- the student's step counts: 1 and #student_t_list
+function Distill.step_counts(cfg)
+  local K = #cfg.distill.student_t_list
+  return K > 1 and { 1, K } or { 1 }
+end
+
+function Distill.student_name(k) return ("student_%dstep%s"):format(k, k > 1 and "s" or "") end
+
+-- n samples of the student `net` at k steps; on images with labels cycling
+-- through the classes (as Image.sample's), in chunks of 500: x, labels
+function Distill.draw_student(b, rng, n, k, net)
+  local classes = b.image and net.num_classes
+  if not classes then return b.dmd:sample(rng, n, { steps = k, network = net }), nil end
+  local labels = Image.cycle_labels(n, classes)
+  local parts = {}
+  for i = 1, n, 500 do
+    local m = math.min(500, n - i + 1)
+    parts[#parts + 1] = b.dmd:sample(rng, m, { steps = k, network = net, cond = { y = labels:narrow(1, i, m):contiguous() } })
   end
-  local ev = Config.copy(b.teacher_eval)
+  return #parts == 1 and parts[1] or mf.cat(parts, 1), labels
+end
+
+-- a teacher eval's name and its draw of n samples (x, labels)
+local function teacher_draw(b, ev, rngs, n)
   local kind = ev.sampler or "Euler"
-  ev.sampler, ev.picture, ev.name = nil, nil, nil
-  local sampler = mf.samplers[kind](ev)
+  local name = ev.name or ("teacher_%s_%dsteps"):format(kind:lower(), ev.num_sampling_steps or 0)
+  if b.image then
+    if ev.guidance_scale and ev.guidance_scale ~= 1 and not ev.name then name = name .. ("_cfg%g"):format(ev.guidance_scale) end
+    return name, function() return Image.sample(ev, b.teacher, b.tnet, rngs, n) end
+  end
+  local o = Config.copy(ev)
+  o.sampler, o.picture, o.name = nil, nil, nil
+  local sampler = mf.samplers[kind](o)
   local full = { n, table.unpack(b.shape) }
-  local steps = ev.num_sampling_steps or 0
-  local r = record(("teacher_%s_%dsteps"):format(kind:lower(), steps), steps, function()
+  return name, function()
     local noise = rngs.sample:normal(full)
     return mf.no_grad(function() return sampler:sample(rngs.sample, b.teacher, noise) end)
-  end)
-  r.who = "teacher"
-  results[1] = r
-  local K = #cfg.distill.student_t_list
-  local counts = K > 1 and { 1, K } or { 1 }
-  for _, k in ipairs(counts) do
-    local rs = record(("student_%dstep%s"):format(k, k > 1 and "s" or ""), k, function()
-      return b.dmd:sample(rngs.sample, n, { steps = k, network = b.ema.network })
-    end)
-    rs.who = "student"
-    results[#results + 1] = rs
+  end
+end
+
+-- The teacher with its sampler(s), the student (EMA) at 1 and #student_t_list
+-- steps: {who, name, steps, seconds, picture, n} with, on points, energy (the
+-- mean over `repeats` sample sets of eval_n, each against fresh data: one
+-- set's distance scatters by about half the floor around its mean), on
+-- images fd, floor and accuracy (means over the sets, in the encoder's
+-- features; none without an encoder); seconds is the mean time of one set's
+-- sampling. opts: n, repeats, counts (the student's), teacher (false: none),
+-- network (the student's; default the EMA's), picture(name) -> path.
+function Distill.evaluate(cfg, b, rngs, out, opts)
+  opts = opts or {}
+  local n, data, reps = opts.n or cfg.eval_n, b.data, opts.repeats or Distill.repeats(cfg, b)
+  local reference = not b.image and data:batch(n) or nil
+  local picture = opts.picture or function(name) return out .. "/samples_" .. name .. ".png" end
+  local data_dir = b.image and (b.image.data.path or b.image.data.dir)
+  local results = {}
+  local function record(who, name, steps, draw)
+    local r = { who = who, name = name, steps = steps, seconds = 0, n = n, picture = picture(name) }
+    local sums = {}
+    for i = 1, reps do
+      local x, labels, sec = timed(draw)
+      r.seconds = r.seconds + sec / reps
+      if b.image then
+        if i == 1 then Image.grid(r.picture, x, b.tnet.num_classes or 1, 10, name) end
+        for key, v in pairs(Image.measure(x, labels, b.encoder, n, data_dir)) do sums[key] = (sums[key] or 0) + v / reps end
+      else
+        if i == 1 then mf.plot.scatter(r.picture, x, { reference = reference, title = name }) end
+        sums.energy = (sums.energy or 0) + mf.metrics.energy_distance(x, (data:batch(n))) / reps
+      end
+      r.samples, r.labels = r.samples or x, r.labels or labels
+    end
+    for key, v in pairs(sums) do r[key] = v end
+    results[#results + 1] = r
+    return r
+  end
+  if opts.teacher ~= false then
+    for _, ev in ipairs(b.teacher_evals) do
+      local name, draw = teacher_draw(b, ev, rngs, n)
+      record("teacher", name, ev.num_sampling_steps or 0, draw)
+    end
+  end
+  local net = opts.network or b.ema.network
+  for _, k in ipairs(opts.counts or Distill.step_counts(cfg)) do
+    record("student", Distill.student_name(k), k, function() return Distill.draw_student(b, rngs.sample, n, k, net) end)
   end
   return results
 end
@@ -351,12 +434,20 @@ function Distill.run(cfg, opts)
   if d.teacher then
     d.teacher = absolute(d.teacher)
     if d.teacher_config then d.teacher_config = absolute(d.teacher_config) end
-    Distill.ensure_teacher(d, say)
+    Distill.ensure_teacher(d, say, opts)
+  end
+  if cfg.encoder then cfg.encoder = absolute(cfg.encoder) end
+  if type(cfg.data) == "table" then
+    for _, k in ipairs { "path", "dir" } do
+      if type(cfg.data[k]) == "string" then cfg.data[k] = absolute(cfg.data[k]) end
+    end
   end
   local Train = require "moonflow.app.train"
   local out = cfg.out
   local rngs = mf.Rngs(cfg.seed)
   local b = Distill.build(cfg, rngs)
+  -- the image metrics' encoder, checked (or trained) before any training
+  if b.encoder then Image.ensure_encoder({ encoder = b.encoder }, opts) end
   local total = cfg.steps
   local start, window = 0, nil
   if opts.resume then
@@ -366,6 +457,7 @@ function Distill.run(cfg, opts)
       error(("moonflow.train: %s is at step %s, outside 0..steps=%d"):format(opts.resume, tostring(ck.step), total), 0)
     end
     window = Progress.check_state(ck.progress, opts.resume)
+    if ck.data ~= nil and b.data.set_state then b.data:set_state(ck.data) end
   end
   local lock = Train.take_folder(out)
   local continues = opts.resume and Train.same_folder(opts.resume:match("^(.*)/[^/]*$") or ".", out)
@@ -388,11 +480,15 @@ function Distill.run(cfg, opts)
   local function save(step, elapsed)
     local e = entries(b, rngs)
     e.step, e.config, e.progress = step, Config.copy(cfg), progress:state(elapsed)
+    -- an image source's epoch order and position (the toy ones draw from rngs)
+    if b.image and b.data.get_state then e.data = b.data:get_state() end
     mf.io.save(ckpt, e)
   end
   local last
   for step = start + 1, total do
-    local l = b.dmd:step((b.data:batch(cfg.batch)))
+    -- images: the student draws with the real batch's labels
+    local x, y = b.data:batch(cfg.batch)
+    local l = b.dmd:step(b.image and { x = x, y = y } or x)
     b.ema:update()
     last = l
     local shown = progress:update(step, l.loss)
@@ -412,13 +508,14 @@ function Distill.run(cfg, opts)
   end
   local train_time = progress:elapsed()
   local results = Distill.evaluate(cfg, b, rngs, out)
-  local floor = mf.metrics.energy_floor(b.data, cfg.eval_n)
+  local floor = not b.image and mf.metrics.energy_floor(b.data, cfg.eval_n) or nil
   mf.plot.curve(out .. "/loss.png", losses, { title = "generator loss", xlabel = "step", ylabel = "loss" })
   lock:unlock()
   return {
     distill = true, out = out, time = train_time, final_loss = losses[#losses] and losses[#losses][2],
-    results = results, floor = floor, repeats = cfg.eval_repeats, eval_n = cfg.eval_n, checkpoint = ckpt, log = log_path, config = out .. "/config.lua",
-    loss_picture = out .. "/loss.png", last = last,
+    results = results, floor = floor, repeats = Distill.repeats(cfg, b), eval_n = cfg.eval_n, checkpoint = ckpt,
+    log = log_path, config = out .. "/config.lua", loss_picture = out .. "/loss.png", last = last,
+    image = b.image ~= nil, guidance_scale = d.guidance_scale,
   }
 end
 
@@ -431,22 +528,48 @@ function Distill.load(path)
     error(("moonflow.distill: %s is not a distillation checkpoint (no distill block in its config)"):format(path), 0)
   end
   local cfg = Distill.check(Distill.complete(ck.config))
+  local t = cfg.distill.teacher
+  if t and not exists(t) then
+    error(("moonflow.distill: %s was distilled from %s, which is gone: the student's network is rebuilt "
+      .. "from the teacher's checkpoint (its config and architecture); put it back or retrain it"):format(path, t), 0)
+  end
   local rngs = mf.Rngs(cfg.seed)
   local b = Distill.build(cfg, rngs)
   mf.io.load(path, entries(b, rngs))
   return b, cfg
 end
 
+-- One result's line: on points energy distance beside the floor; on images
+-- FD beside its floor and (teacher_fd given) the teacher's, class accuracy;
+-- then the sampling time.
+function Distill.line(e, floor, teacher_fd)
+  local s
+  if e.energy then
+    s = ("  %-26s energy distance %.5f  (floor %.5f, ratio %.2f)"):format(e.name, e.energy, floor, e.energy / floor)
+  elseif e.fd then
+    s = ("  %-26s FD %.3f  (floor %.3f"):format(e.name, e.fd, e.floor)
+    if teacher_fd and e.who ~= "teacher" then s = s .. (", %.2fx the teacher's"):format(e.fd / teacher_fd) end
+    s = s .. ")"
+    if e.accuracy then s = s .. ("  class accuracy %.1f%%"):format(100 * e.accuracy) end
+  else
+    s = ("  %-26s %d samples (no encoder: no FD)"):format(e.name, e.n or 0)
+  end
+  return s .. ("  sampling %.3f s"):format(e.seconds)
+end
+
 -- The summary printed at the end of a distillation run.
 function Distill.summary(r)
   local lines = { ("distilled in %s, final generator loss %.5f"):format(Progress.hms(r.time), r.final_loss or 0 / 0) }
-  for _, e in ipairs(r.results) do
-    lines[#lines + 1] = ("  %-26s energy distance %.5f  (floor %.5f, ratio %.2f)  sampling %.3f s"):format(
-      e.name, e.energy, r.floor, e.energy / r.floor, e.seconds)
+  local teacher_fd
+  for _, e in ipairs(r.results) do if e.who == "teacher" and e.fd and not teacher_fd then teacher_fd = e.fd end end
+  for _, e in ipairs(r.results) do lines[#lines + 1] = Distill.line(e, r.floor, teacher_fd) end
+  if r.image then
+    lines[#lines + 1] = ("  (%d samples a set, labels cycling through the classes; the student trained against the "
+      .. "teacher at guidance %g)"):format(r.eval_n, r.guidance_scale or 1)
   end
   if r.repeats and r.repeats > 1 then
-    lines[#lines + 1] = ("  (energy distances: means over %d sample sets of %d; sampling: the time of one set)"):format(
-      r.repeats, r.eval_n)
+    lines[#lines + 1] = ("  (%s: means over %d sample sets of %d; sampling: the time of one set)"):format(
+      r.image and "FD and accuracy" or "energy distances", r.repeats, r.eval_n)
   end
   lines[#lines + 1] = "wrote:"
   for _, p in ipairs { r.config, r.log, r.checkpoint, r.loss_picture } do lines[#lines + 1] = "  " .. p end

@@ -173,10 +173,81 @@ function S.run_image(o, ck, cfg)
   return r
 end
 
+-- a result's line as commands/sample.lua prints it
+function S.line(r)
+  if r.image then
+    if r.fd then
+      return ("%s, %d samples: FD %.3f (floor %.3f), class accuracy %.1f%%"):format(r.name, r.n, r.fd, r.floor,
+        100 * (r.accuracy or 0 / 0))
+    end
+    return ("%s, %d samples (the config names no encoder: no FD)"):format(r.name, r.n)
+  end
+  return ("%s, %d samples: energy distance %.5f (floor %.5f, ratio %.2f)"):format(r.name, r.n, r.energy, r.floor,
+    r.energy / r.floor)
+end
+
+-- A distillation checkpoint: the student (EMA weights unless raw) at its step
+-- counts (1 and #student_t_list, or --steps), measured as the run measures
+-- it: energy distance and floor on points; FD, floor and class accuracy on
+-- images. The lines of all but the last count are printed here; the last is
+-- returned for the command to print, with every file written in r.wrote.
+function S.run_distill(o)
+  local Distill = require "moonflow.app.distill"
+  local function fail(fmt, ...) error(("sample: " .. fmt):format(...), 0) end
+  local b, cfg = Distill.load(o.ckpt)
+  local tl = cfg.distill.student_t_list
+  local what = ("{%s}"):format(table.concat(tl, ", "))
+  if o.sampler then
+    fail("--sampler %s does not apply to a distilled student (%s): it samples itself along its student_t_list %s; "
+      .. "choose its step count with --steps", o.sampler, o.ckpt, what)
+  end
+  if o.guidance then
+    fail("--guidance does not apply to a distilled student (%s): it was trained against the teacher at guidance %g "
+      .. "and samples without guidance", o.ckpt, cfg.distill.guidance_scale or 1)
+  end
+  if o.steps and o.steps > #tl then
+    fail("--steps %d: this student samples at 1 to %d steps (student_t_list %s)", o.steps, #tl, what)
+  end
+  if b.image and o.encoder then b.encoder = o.encoder end
+  local f = b.encoder and io.open(b.encoder, "rb")
+  if f then f:close() end
+  if b.encoder and not f then
+    fail("%s: its encoder %s is gone; train it again with scripts/moonflow train scripts/configs/fashion_encoder.lua "
+      .. "out=%s (or pass --encoder PATH)", o.ckpt, b.encoder, b.encoder:match("^(.*)/[^/]*$") or ".")
+  end
+  local counts = o.steps and { o.steps } or Distill.step_counts(cfg)
+  local seed = o.seed or cfg.seed
+  local dir = o.ckpt:match("^(.*)/[^/]*$") or "."
+  -- pictures: --out (one count), FILE_<name>.png beside it (several), else samples_<name>.png beside the checkpoint
+  local function picture(name)
+    if o.out and #counts == 1 then return o.out end
+    if o.out then return (o.out:gsub("%.png$", "")) .. "_" .. name .. ".png" end
+    return dir .. "/samples_" .. name .. ".png"
+  end
+  local results = Distill.evaluate(cfg, b, mf.Rngs(seed), nil, { n = o.n or cfg.eval_n, counts = counts, teacher = false,
+    picture = picture, network = (o.raw and b.student) or nil, repeats = 1 })
+  local wrote, last = {}, results[#results]
+  for i, r in ipairs(results) do
+    r.image = b.image ~= nil
+    if not b.image then r.floor = mf.metrics.energy_floor(b.data, r.n) end
+    wrote[#wrote + 1] = r.picture
+    if o.save then
+      local files, e = save(r.samples, r.picture, { checkpoint = o.ckpt, sampler = "student",
+        num_sampling_steps = tostring(r.steps), seed = tostring(seed) })
+      for _, p in ipairs(files) do wrote[#wrote + 1] = p end
+      last.save_error = last.save_error or e
+    end
+    if i < #results then print(S.line(r)) end
+  end
+  last.wrote = wrote
+  return last
+end
+
 -- o: ckpt, sampler, steps, n, out, seed, raw, save (see commands/sample.lua);
 -- the options are checked there, the checkpoint's config here.
 function S.run(o)
   local ck = mf.io.load(o.ckpt)
+  if type(ck.config) == "table" and ck.config.distill ~= nil then return S.run_distill(o) end
   local cfg = config_of(ck, o.ckpt)
   cfg.repa = nil -- sampling needs the network only, not REPA's projector
   if Image.is_image(cfg) then return S.run_image(o, ck, cfg) end
