@@ -189,8 +189,7 @@ end
 -- A distillation checkpoint: the student (EMA weights unless raw) at its step
 -- counts (1 and #student_t_list, or --steps), measured as the run measures
 -- it: energy distance and floor on points; FD, floor and class accuracy on
--- images. The lines of all but the last count are printed here; the last is
--- returned for the command to print, with every file written in r.wrote.
+-- images. Returns {results = {...}, wrote = files, save_error}.
 function S.run_distill(o)
   local Distill = require "moonflow.app.distill"
   local function fail(fmt, ...) error(("sample: " .. fmt):format(...), 0) end
@@ -226,8 +225,9 @@ function S.run_distill(o)
   end
   local results = Distill.evaluate(cfg, b, mf.Rngs(seed), nil, { n = o.n or cfg.eval_n, counts = counts, teacher = false,
     picture = picture, network = (o.raw and b.student) or nil, repeats = 1 })
-  local wrote, last = {}, results[#results]
-  for i, r in ipairs(results) do
+  local out = { results = results, wrote = {} }
+  local wrote = out.wrote
+  for _, r in ipairs(results) do
     r.image = b.image ~= nil
     if not b.image then r.floor = mf.metrics.energy_floor(b.data, r.n) end
     wrote[#wrote + 1] = r.picture
@@ -235,12 +235,10 @@ function S.run_distill(o)
       local files, e = save(r.samples, r.picture, { checkpoint = o.ckpt, sampler = "student",
         num_sampling_steps = tostring(r.steps), seed = tostring(seed) })
       for _, p in ipairs(files) do wrote[#wrote + 1] = p end
-      last.save_error = last.save_error or e
+      out.save_error = out.save_error or e
     end
-    if i < #results then print(S.line(r)) end
   end
-  last.wrote = wrote
-  return last
+  return out
 end
 
 -- o: ckpt, sampler, steps, n, out, seed, raw, save (see commands/sample.lua);

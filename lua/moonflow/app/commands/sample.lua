@@ -2,8 +2,10 @@ local O = require "moonflow.app.options"
 
 local usage = [[usage: scripts/moonflow sample CHECKPOINT [options]
 
-Samples from a checkpoint written by `moonflow train` (its EMA weights), draws
-the samples over fresh data and prints their energy distance beside the floor.
+Samples from a checkpoint written by `moonflow train` (its EMA weights) and
+measures the samples: energy distance beside its floor for 2-D points; FD,
+floor and class accuracy for images. A distillation checkpoint samples its
+student at each of its step counts (or --steps N; no --sampler, --guidance).
 Works from any folder: the checkpoint records its data (absolute paths).
   --sampler NAME   Euler, EulerJump, Heun, EulerMaruyama or EDM (default: the
                    config's first sampler); SiT checkpoints take Euler, Heun,
@@ -50,17 +52,7 @@ return {
     local o = parse(args)
     local Sample = require "moonflow.app.sample"
     local r = Sample.run(o)
-    if r.image then
-      if r.fd then
-        print(("%s, %d samples: FD %.3f (floor %.3f), class accuracy %.1f%%"):format(r.name, r.n, r.fd, r.floor,
-          100 * (r.accuracy or 0 / 0)))
-      else
-        print(("%s, %d samples (the config names no encoder: no FD)"):format(r.name, r.n))
-      end
-    else
-      print(("%s, %d samples: energy distance %.5f (floor %.5f, ratio %.2f)"):format(
-        r.name, r.n, r.energy, r.floor, r.energy / r.floor))
-    end
+    for _, e in ipairs(r.results or { r }) do print(Sample.line(e)) end
     for _, p in ipairs(r.wrote) do print("wrote " .. p) end
     if r.save_error then error(r.save_error, 0) end
     return 0
