@@ -412,19 +412,6 @@ end
 ------------------------------------------------------------------ running
 local HEADER = "step,loss,dm_loss,fake_score_loss,time"
 
-local function kept_log(path, start, every, total)
-  local kept = { HEADER }
-  local f = io.open(path)
-  if f then
-    for line in f:lines() do
-      local s = math.tointeger(tonumber(line:match("^(%d+),")))
-      if s and s <= start and (s % every == 0 or s == total) then kept[#kept + 1] = line end
-    end
-    f:close()
-  end
-  return table.concat(kept, "\n") .. "\n"
-end
-
 -- Runs a distillation config; opts as Train.run (resume, overwrite, started, log).
 function Distill.run(cfg, opts)
   opts = opts or {}
@@ -473,7 +460,7 @@ function Distill.run(cfg, opts)
   local write_file = mf.core.write_file
   write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
   local log_path = out .. "/log.csv"
-  write_file(log_path, start > 0 and kept_log(log_path, start, cfg.log_every, total) or HEADER .. "\n")
+  write_file(log_path, start > 0 and Train.kept_log(log_path, start, cfg.log_every, total, HEADER) or HEADER .. "\n")
   local log = assert(io.open(log_path, "a"))
   local progress = Progress.new { total = total, every = cfg.log_every, start = start, state = window }
   local ckpt = out .. "/checkpoint.safetensors"
