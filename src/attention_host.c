@@ -7,9 +7,12 @@
      backward: P again from S and L, dP = G V^T, D = rowsum(G o O),
                dS = P o (dP - D), dV = P^T G, dQ = s dS K, dK = s dS^T Q
    (dV and dK sum over the blocks of rows). The scores live in per-thread
-   host scratch (2 R M elements), never on the device. */
+   host scratch (2 R M elements), never on the device; or, where the caller
+   asks to keep them (small scores), the forward writes P {BH, N, M} to a
+   tensor and the backward reads it instead of recomputing it. */
 #include "attention_host.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,12 @@ int mf_attn_host(void) { return mf_nn_get_path() < 0 && mf_host_blas_get() != NU
 #define MF_VEC
 #endif
 #define LANES 16 /* independent partial maxima and sums: the loops vectorize without reassociation */
+/* a > b ? a : b becomes one vector max only where NaNs and signed zeros may be ignored */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MF_MAXVEC __attribute__((optimize("finite-math-only", "no-signed-zeros")))
+#else
+#define MF_MAXVEC
+#endif
 
 /* e^x in f32 for x <= 88: x = k ln2 + r, |r| <= ln2 / 2, e^r by Cephes'
    expf polynomial (about 1 ulp), 2^k in the exponent bits; 0 below -87. */
@@ -49,18 +58,26 @@ static inline float exp_f32(float x) {
   return x < -87.0f ? 0.0f : p * two_k;
 }
 
+/* the largest of s[0..m-1] (m >= 1; -FLT_MAX for a row of -inf or NaN) */
+MF_VEC MF_MAXVEC static float row_max_f32(const float *s, int m) {
+  float mx[LANES];
+  for (int l = 0; l < LANES; ++l) mx[l] = -FLT_MAX;
+  int j = 0;
+  for (; j + LANES <= m; j += LANES)
+    for (int l = 0; l < LANES; ++l) mx[l] = s[j + l] > mx[l] ? s[j + l] : mx[l];
+  for (; j < m; ++j) mx[0] = s[j] > mx[0] ? s[j] : mx[0];
+  float top = mx[0];
+  for (int l = 1; l < LANES; ++l) top = mx[l] > top ? mx[l] : top;
+  return top;
+}
+
 /* rows of S (r x m) become P = exp(S - L), L (r) = the rows' log-sum-exps */
 MF_VEC static void softmax_rows_f32(float *s, float *lse, int r, int m) {
   for (int i = 0; i < r; ++i, s += m) {
-    float mx[LANES], z[LANES];
-    for (int l = 0; l < LANES; ++l) mx[l] = -INFINITY, z[l] = 0.0f;
+    float z[LANES] = {0};
+    float top = row_max_f32(s, m);
     int j = 0;
     for (; j + LANES <= m; j += LANES)
-      for (int l = 0; l < LANES; ++l) mx[l] = s[j + l] > mx[l] ? s[j + l] : mx[l];
-    for (; j < m; ++j) mx[0] = s[j] > mx[0] ? s[j] : mx[0];
-    float top = mx[0];
-    for (int l = 1; l < LANES; ++l) top = mx[l] > top ? mx[l] : top;
-    for (j = 0; j + LANES <= m; j += LANES)
       for (int l = 0; l < LANES; ++l) z[l] += (s[j + l] = exp_f32(s[j + l] - top));
     for (; j < m; ++j) z[0] += (s[j] = exp_f32(s[j] - top));
     float sum = 0.0f;
@@ -118,7 +135,7 @@ static void ds_rows_f64(double *dp, const double *p, const double *g, const doub
 /* What a native kernel gets: host addresses of the operands (mapped around
    it), the scratch (freed by the kernel), the sizes and the BLAS. */
 typedef struct {
-  void *q, *k, *v, *g, *o, *lse, *dq, *dk, *dv;
+  void *q, *k, *v, *g, *o, *lse, *dq, *dk, *dv, *p; /* p: the kept P, or NULL */
   void *scratch;
   size_t per_thread; /* scratch elements per thread */
   int bh, n, m, d, e, rows, f64;
@@ -148,6 +165,7 @@ static void fwd_heads(void *p, int t, int64_t lo, int64_t hi) {
     void *L = at(a, a->lse, (size_t)h * n);
     for (int i0 = 0; i0 < n; i0 += a->rows) {
       int r = n - i0 < a->rows ? n - i0 : a->rows;
+      if (a->p) S = at(a, a->p, ((size_t)h * n + i0) * m); /* P kept: written in place */
       gemm(a, 0, 1, r, m, d, a->s, at(a, Q, (size_t)i0 * d), d, K, d, 0.0, S, m);
       if (a->f64) softmax_rows_f64(S, at(a, L, i0), r, m);
       else softmax_rows_f32(S, at(a, L, i0), r, m);
@@ -160,7 +178,7 @@ static void fwd_heads(void *p, int t, int64_t lo, int64_t hi) {
 static void bwd_heads(void *p, int t, int64_t lo, int64_t hi) {
   const ah_args *a = p;
   int n = a->n, m = a->m, d = a->d, e = a->e;
-  void *P = at(a, a->scratch, (size_t)t * a->per_thread), *dS = at(a, P, (size_t)a->rows * m);
+  void *dS = at(a, a->scratch, (size_t)t * a->per_thread), *P = at(a, dS, (size_t)a->rows * m);
   for (int64_t h = lo; h < hi; ++h) {
     void *Q = at(a, a->q, (size_t)h * n * d), *K = at(a, a->k, (size_t)h * m * d);
     void *V = at(a, a->v, (size_t)h * m * e), *O = at(a, a->o, (size_t)h * n * e);
@@ -171,9 +189,12 @@ static void bwd_heads(void *p, int t, int64_t lo, int64_t hi) {
       int r = n - i0 < a->rows ? n - i0 : a->rows;
       double beta = i0 > 0 ? 1.0 : 0.0; /* dK, dV: the first block writes, the others add */
       void *Qi = at(a, Q, (size_t)i0 * d), *Gi = at(a, G, (size_t)i0 * e);
-      gemm(a, 0, 1, r, m, d, a->s, Qi, d, K, d, 0.0, P, m);
-      if (a->f64) exp_rows_f64(P, at(a, L, i0), r, m);
-      else exp_rows_f32(P, at(a, L, i0), r, m);
+      if (a->p) P = at(a, a->p, ((size_t)h * n + i0) * m); /* kept by the forward */
+      else {
+        gemm(a, 0, 1, r, m, d, a->s, Qi, d, K, d, 0.0, P, m);
+        if (a->f64) exp_rows_f64(P, at(a, L, i0), r, m);
+        else exp_rows_f32(P, at(a, L, i0), r, m);
+      }
       gemm(a, 0, 1, r, m, e, 1.0, Gi, e, V, e, 0.0, dS, m);
       if (a->f64) ds_rows_f64(dS, P, Gi, at(a, O, (size_t)i0 * e), r, m, e);
       else ds_rows_f32(dS, P, Gi, at(a, O, (size_t)i0 * e), r, m, e);
@@ -237,12 +258,13 @@ static int setup(ah_args *a, const mf_tensor *q, const mf_tensor *k, const mf_te
   int64_t rows = MF_AH_BLOCK / ((size_t)m * esz);
   rows = rows < 1 ? 1 : rows > n ? n : rows;
   *a = (ah_args){.bh = (int)bh, .n = (int)n, .m = (int)m, .d = (int)d, .e = (int)e, .rows = (int)rows,
-                 .f64 = dt == MF_F64, .s = s, .blas = *blas, .per_thread = 2 * (size_t)rows * (size_t)m};
+                 .f64 = dt == MF_F64, .s = s, .blas = *blas};
   return 0;
 }
 
-/* scratch for the threads that mf_host_split will use */
-static int alloc_scratch(ah_args *a) {
+/* scratch of `blocks` R x M blocks for each thread that mf_host_split will use */
+static int alloc_scratch(ah_args *a, int blocks) {
+  a->per_thread = (size_t)blocks * (size_t)a->rows * (size_t)a->m;
   int parts = a->bh < a->blas.threads ? a->bh : a->blas.threads;
   if (parts < 1) parts = 1;
   size_t bytes = (size_t)parts * a->per_thread * (a->f64 ? 8 : 4);
@@ -256,18 +278,21 @@ static int new3(mf_tensor *t, mf_dtype dt, int bh, int rows, int cols) {
   return mf_empty(t, dt, cols >= 0 ? 3 : 2, sh);
 }
 
-int mf_attn_host_fwd(mf_tensor *o, mf_tensor *lse, const mf_tensor *q, const mf_tensor *k, const mf_tensor *v,
-                     double s) {
+int mf_attn_host_fwd(mf_tensor *o, mf_tensor *lse, mf_tensor *p, const mf_tensor *q, const mf_tensor *k,
+                     const mf_tensor *v, double s) {
   ah_args a;
   if (setup(&a, q, k, v, NULL, NULL, s)) return -1;
   if (new3(o, q->dtype, a.bh, a.n, a.e)) return -1;
   if (new3(lse, q->dtype, a.bh, a.n, -1)) goto fail_o;
+  if (p && new3(p, q->dtype, a.bh, a.n, a.m)) goto fail_lse;
   if ((int64_t)a.bh * a.n == 0) return 0; /* nothing to compute */
-  if (alloc_scratch(&a)) goto fail_lse;
-  const mf_tensor *ts[5] = {q, k, v, o, lse};
-  void **slots[5] = {&a.q, &a.k, &a.v, &a.o, &a.lse};
-  if (mf_host_enqueue(run_fwd, &a, sizeof a, 5, ts, slots, 2) == 0) return 0;
+  if (alloc_scratch(&a, p ? 0 : 1)) goto fail_p;
+  const mf_tensor *ts[6] = {q, k, v, o, lse, p};
+  void **slots[6] = {&a.q, &a.k, &a.v, &a.o, &a.lse, &a.p};
+  if (mf_host_enqueue(run_fwd, &a, sizeof a, p ? 6 : 5, ts, slots, p ? 3 : 2) == 0) return 0;
   free(a.scratch);
+fail_p:
+  if (p) mf_tensor_free(p);
 fail_lse:
   mf_tensor_free(lse);
 fail_o:
@@ -276,9 +301,12 @@ fail_o:
 }
 
 int mf_attn_host_bwd(mf_tensor *dq, mf_tensor *dk, mf_tensor *dv, const mf_tensor *g, const mf_tensor *q,
-                     const mf_tensor *k, const mf_tensor *v, const mf_tensor *o, const mf_tensor *lse, double s) {
+                     const mf_tensor *k, const mf_tensor *v, const mf_tensor *o, const mf_tensor *lse,
+                     const mf_tensor *p, double s) {
   ah_args a;
-  if (setup(&a, q, k, v, o, lse, s) || need("the cotangent", g, q->dtype, a.bh, a.n, a.e)) return -1;
+  if (setup(&a, q, k, v, o, lse, s) || need("the cotangent", g, q->dtype, a.bh, a.n, a.e) ||
+      (p && need("the kept P", p, q->dtype, a.bh, a.n, a.m)))
+    return -1;
   if (new3(dq, q->dtype, a.bh, a.n, a.d)) return -1;
   if (new3(dk, q->dtype, a.bh, a.m, a.d)) goto fail_dq;
   if (new3(dv, q->dtype, a.bh, a.m, a.e)) goto fail_dk;
@@ -287,10 +315,16 @@ int mf_attn_host_bwd(mf_tensor *dq, mf_tensor *dk, mf_tensor *dv, const mf_tenso
     if (mf_fill(dk, 0.0) || mf_fill(dv, 0.0)) goto fail_dv;
     return 0;
   }
-  if (alloc_scratch(&a)) goto fail_dv;
-  const mf_tensor *ts[9] = {g, q, k, v, o, lse, dq, dk, dv};
-  void **slots[9] = {&a.g, &a.q, &a.k, &a.v, &a.o, &a.lse, &a.dq, &a.dk, &a.dv};
-  if (mf_host_enqueue(run_bwd, &a, sizeof a, 9, ts, slots, 3) == 0) return 0;
+  if (alloc_scratch(&a, p ? 1 : 2)) goto fail_dv;
+  /* read: g, q, k, v, o, lse and the kept P; written: dq, dk, dv */
+  const mf_tensor *ts[10] = {g, q, k, v, o, lse};
+  void **slots[10] = {&a.g, &a.q, &a.k, &a.v, &a.o, &a.lse};
+  int nt = 6;
+  if (p) ts[nt] = p, slots[nt++] = &a.p;
+  ts[nt] = dq, slots[nt++] = &a.dq;
+  ts[nt] = dk, slots[nt++] = &a.dk;
+  ts[nt] = dv, slots[nt++] = &a.dv;
+  if (mf_host_enqueue(run_bwd, &a, sizeof a, nt, ts, slots, 3) == 0) return 0;
   free(a.scratch);
 fail_dv:
   mf_tensor_free(dv);

@@ -11,14 +11,16 @@ int mf_attn_host(void);
 
 /* q {BH, N, d}, k {BH, M, d}, v {BH, M, e}, contiguous, f32 or f64:
    o {BH, N, e} = softmax(s q k^T) v and lse {BH, N} the rows' log-sum-exps
-   of s q k^T. 0 when enqueued, -1 on error (set; also where the host path
-   does not serve). */
-int mf_attn_host_fwd(mf_tensor *o, mf_tensor *lse, const mf_tensor *q, const mf_tensor *k, const mf_tensor *v,
-                     double s);
+   of s q k^T; p non-NULL: P = softmax(s q k^T) {BH, N, M} kept there too.
+   0 when enqueued, -1 on error (set; also where the host path does not serve). */
+int mf_attn_host_fwd(mf_tensor *o, mf_tensor *lse, mf_tensor *p, const mf_tensor *q, const mf_tensor *k,
+                     const mf_tensor *v, double s);
 
 /* The cotangents of q, k, v for the cotangent g {BH, N, e} of o, from the
-   forward's o and lse. 0 when enqueued, -1 on error (set). */
+   forward's o, lse and P where it was kept (else NULL: recomputed per block).
+   0 when enqueued, -1 on error (set). */
 int mf_attn_host_bwd(mf_tensor *dq, mf_tensor *dk, mf_tensor *dv, const mf_tensor *g, const mf_tensor *q,
-                     const mf_tensor *k, const mf_tensor *v, const mf_tensor *o, const mf_tensor *lse, double s);
+                     const mf_tensor *k, const mf_tensor *v, const mf_tensor *o, const mf_tensor *lse,
+                     const mf_tensor *p, double s);
 
 #endif

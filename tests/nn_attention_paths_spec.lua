@@ -145,7 +145,7 @@ local WHAT = { "o", "dq", "dk", "dv", "jvp" }
 -- the paths the device has besides "run" (the reference here: the composite formula's kernels)
 local OTHERS = HOST and { "wg", "host" } or { "wg" }
 
-describe("attention, tiled (wg) and materialized (run) paths", function()
+describe("attention, host, tiled (wg) and materialized (run) paths", function()
   after_each(function() core.nn_path("auto") end)
 
   for _, dt in ipairs { "f64", "f32" } do
@@ -277,17 +277,28 @@ describe("attention, tiled (wg) and materialized (run) paths", function()
       local w = rand({ 1, 3, 37, 40 }, 44, dt)
       local tq, tk, tv = rand({ 1, 3, 37, 24 }, 45, dt), rand({ 1, 3, 53, 24 }, 46, dt), rand({ 1, 3, 53, 40 }, 47, dt)
       local scale = 0.35
-      local host = everything("host", q, k, v, w, tq, tk, tv, { scale = scale })
       local qt, kt, vt = q:totable(), k:totable(), v:totable()
+      local o = H.flatten(attention_lua(qt, kt, vt, scale))
       local dq, dk, dv = attention_vjp_lua(qt, kt, vt, w:totable(), scale)
+      dq, dk, dv = H.flatten(dq), H.flatten(dk), H.flatten(dv)
+      local run = everything("run", q, k, v, w, tq, tk, tv, { scale = scale })
       -- f32: a few ulps of the largest terms (|s| up to ~8, sums over 24..53 terms)
       local tol = dt == "f64" and 1e-13 or 1e-5
-      H.close(host.o, H.flatten(attention_lua(qt, kt, vt, scale)), tol, tol, dt .. " o")
-      H.close(host.dq, H.flatten(dq), tol, tol, dt .. " dq")
-      H.close(host.dk, H.flatten(dk), tol, tol, dt .. " dk")
-      H.close(host.dv, H.flatten(dv), tol, tol, dt .. " dv")
-      local run = everything("run", q, k, v, w, tq, tk, tv, { scale = scale })
-      H.close(host.jvp, run.jvp, tol, tol, dt .. " jvp")
+      -- P kept by the forward (the default at this size) and recomputed by the backward
+      local mod = require "moonflow.nn.attention"
+      for _, keep in ipairs { true, false } do
+        local prev = mod.keep_scores
+        mod.keep_scores = keep
+        local ok, host = pcall(everything, "host", q, k, v, w, tq, tk, tv, { scale = scale })
+        mod.keep_scores = prev
+        if not ok then error(host, 0) end
+        local what = ("%s keep %s "):format(dt, tostring(keep))
+        H.close(host.o, o, tol, tol, what .. "o")
+        H.close(host.dq, dq, tol, tol, what .. "dq")
+        H.close(host.dk, dk, tol, tol, what .. "dk")
+        H.close(host.dv, dv, tol, tol, what .. "dv")
+        H.close(host.jvp, run.jvp, tol, tol, what .. "jvp")
+      end
     end)
   end
 
@@ -309,11 +320,16 @@ describe("attention, tiled (wg) and materialized (run) paths", function()
       "moonflow.attention: host attention: v is f32, expected f64")
     H.errors(function() core.nn_attn_host_fwd(q, mf.zeros({ 2, 0, 4 }, "f64"), mf.zeros({ 2, 0, 6 }, "f64"), 1) end,
       "moonflow.attention: host attention: no keys (M = 0)")
-    local o, lse = core.nn_attn_host_fwd(q, k, v, 1)
-    H.errors(function() core.nn_attn_host_bwd(mf.zeros({ 2, 3, 5 }, "f64"), q, k, v, o, lse, 1) end,
+    local o, lse, p = core.nn_attn_host_fwd(q, k, v, 1, true)
+    local g = mf.zeros({ 2, 3, 6 }, "f64")
+    H.errors(function() core.nn_attn_host_bwd(mf.zeros({ 2, 3, 5 }, "f64"), q, k, v, o, lse, p, 1) end,
       "moonflow.attention: host attention: the cotangent must be {2, 3, 6}")
-    H.errors(function() core.nn_attn_host_bwd(mf.zeros({ 2, 3, 6 }, "f64"), q, k, v, o, mf.zeros({ 2, 4 }, "f64"), 1) end,
+    H.errors(function() core.nn_attn_host_bwd(g, q, k, v, o, mf.zeros({ 2, 4 }, "f64"), nil, 1) end,
       "moonflow.attention: host attention: the log-sum-exps must be a contiguous f64 {2, 3}")
+    H.errors(function() core.nn_attn_host_bwd(g, q, k, v, o, lse, mf.zeros({ 2, 5, 3 }, "f64"), 1) end,
+      "moonflow.attention: host attention: the kept P must be {2, 3, 5}")
+    H.errors(function() core.nn_attn_host_bwd(g, q, k, v, o, lse, p:to("f32"), 1) end,
+      "moonflow.attention: host attention: the kept P is f32, expected f64")
   end)
 
   it("falls back to the materialized path for head sizes over 128 (forced wg)", function()

@@ -198,22 +198,26 @@ static int l_attn_host(lua_State *L) {
   return 1;
 }
 
-/* nn_attn_host_fwd(q, k, v, scale) -> o, lse (each {B h, rows, cols}) */
+/* nn_attn_host_fwd(q, k, v, scale, keep) -> o, lse, P (kept) or nil */
 static int l_attn_host_fwd(lua_State *L) {
   const char *fn = "attention";
-  mf_tensor *q = lmf_check(L, 1, fn), *k = lmf_check(L, 2, fn), *v = lmf_check(L, 3, fn), o, lse;
-  if (mf_attn_host_fwd(&o, &lse, q, k, v, luaL_checknumber(L, 4))) return lmf_fail(L, fn);
+  mf_tensor *q = lmf_check(L, 1, fn), *k = lmf_check(L, 2, fn), *v = lmf_check(L, 3, fn), o, lse, p;
+  int keep = lua_toboolean(L, 5);
+  if (mf_attn_host_fwd(&o, &lse, keep ? &p : NULL, q, k, v, luaL_checknumber(L, 4))) return lmf_fail(L, fn);
   lmf_push(L, &o);
   lmf_push(L, &lse);
-  return 2;
+  if (keep) lmf_push(L, &p);
+  else lua_pushnil(L);
+  return 3;
 }
 
-/* nn_attn_host_bwd(g, q, k, v, o, lse, scale) -> dq, dk, dv */
+/* nn_attn_host_bwd(g, q, k, v, o, lse, P|nil, scale) -> dq, dk, dv */
 static int l_attn_host_bwd(lua_State *L) {
   const char *fn = "attention";
   mf_tensor *g = lmf_check(L, 1, fn), *q = lmf_check(L, 2, fn), *k = lmf_check(L, 3, fn);
   mf_tensor *v = lmf_check(L, 4, fn), *o = lmf_check(L, 5, fn), *lse = lmf_check(L, 6, fn), dq, dk, dv;
-  if (mf_attn_host_bwd(&dq, &dk, &dv, g, q, k, v, o, lse, luaL_checknumber(L, 7))) return lmf_fail(L, fn);
+  mf_tensor *p = opt_t(L, 7, fn);
+  if (mf_attn_host_bwd(&dq, &dk, &dv, g, q, k, v, o, lse, p, luaL_checknumber(L, 8))) return lmf_fail(L, fn);
   lmf_push(L, &dq);
   lmf_push(L, &dk);
   lmf_push(L, &dv);

@@ -13,8 +13,10 @@
 -- O and the row log-sum-exps L, the vjp and jvp recompute P = exp(S - L).
 -- On a CPU device with OpenBLAS (core.nn_attn_host: path "auto") one native
 -- kernel per forward and per backward (src/attention_host.c) runs each head
--- with sgemm and a C softmax in host scratch, keeping O and L like the tiles;
--- its jvp recomputes the materialized P (forced "run" takes that path whole).
+-- with sgemm and a C softmax in host scratch, keeping O and L like the tiles,
+-- and P too where a backward may come and P is no larger than q, k, v and o
+-- together (else the backward recomputes it); its jvp is the materialized one, on the kept P or
+-- a recomputed one (forced "run" takes the materialized path whole).
 local core = require "moonflow.core"
 local A = require "moonflow.autograd"
 local O = require "moonflow.ops"
@@ -54,6 +56,7 @@ end
 -- M.chunk_bytes: the scores a chunk may hold; scores up to twice that stay
 -- one chunk (a GPU takes all heads at once).
 local M = { chunk_bytes = 2 * 1024 * 1024 }
+-- M.keep_scores: nil (the size rule), true or false: whether the host path keeps P
 local MAX_CHUNKS = 256 -- core.cat's limit
 
 local on_gpu -- the device never changes in a process
@@ -101,8 +104,12 @@ end
 -- the host kernels (src/attention_host.c) on {B h, rows, cols} blocks
 local function host_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
   local q3, k3, v3 = flat3(q, qs_), flat3(k, ks_), flat3(v, vs_)
-  local o, lse = C.nn_attn_host_fwd(q3, k3, v3, scale)
-  ctx.host, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale = true, q3, k3, v3, o, lse, scale
+  local n, m, d, e = qs_[3], ks_[3], qs_[4], vs_[4]
+  local keep = M.keep_scores
+  -- P {N, M} within q, k, v, o, and a backward to come (the tape records)
+  if keep == nil then keep = A.grad_enabled() and n * m <= (n + m) * (d + e) end
+  local o, lse, p = C.nn_attn_host_fwd(q3, k3, v3, scale, keep)
+  ctx.host, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.p, ctx.scale = true, q3, k3, v3, o, lse, p, scale
   ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
   return C.reshape(o, { qs_[1], qs_[2], qs_[3], vs_[4] })
 end
@@ -110,7 +117,7 @@ end
 local function host_vjp(ctx, g)
   local s = ctx.qshape
   local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
-  local dq, dk, dv = C.nn_attn_host_bwd(g3, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale)
+  local dq, dk, dv = C.nn_attn_host_bwd(g3, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.p, ctx.scale)
   return C.reshape(dq, ctx.qshape), C.reshape(dk, ctx.kshape), C.reshape(dv, ctx.vshape)
 end
 
@@ -142,10 +149,18 @@ local function materialized_jvp(ctx, tq, tk, tv)
   return C.reshape(cat(outs), oshape)
 end
 
--- the jvp after the host forward: the materialized forward's P, then its jvp
+-- the jvp after the host forward: the materialized jvp on the kept P (one
+-- chunk) or on the materialized forward's
 local function host_jvp(ctx, tq, tk, tv)
   local m = {}
-  materialized_forward(m, ctx.q3, ctx.k3, ctx.v3, ctx.scale, ctx.qshape, ctx.kshape, ctx.vshape)
+  if ctx.p then
+    m.qs, m.k3, m.v3, m.scale, m.ps = C.binary("mul", ctx.q3, ctx.scale), ctx.k3, ctx.v3, ctx.scale, { ctx.p }
+    m.qshape, m.kshape, m.vshape = ctx.qshape, ctx.kshape, ctx.vshape
+    m.bh = ctx.qshape[1] * ctx.qshape[2]
+    m.chunk = m.bh
+  else
+    materialized_forward(m, ctx.q3, ctx.k3, ctx.v3, ctx.scale, ctx.qshape, ctx.kshape, ctx.vshape)
+  end
   return materialized_jvp(m, tq, tk, tv)
 end
 
