@@ -1,7 +1,7 @@
 /* Attention on CPU OpenCL devices through the host's OpenBLAS: one native
    kernel (blas_host.h) per forward and per backward, the heads split over
    the cores, and for each head, a block of R query rows at a time (the whole
-   head while its scores fit MF_AH_BLOCK bytes):
+   head while its scores fit mf_attn_host_block's bytes, 1 MiB):
      forward:  S = s Q K^T, L = max_j S + log sum_j exp(S - max_j S),
                P = exp(S - L) (rows), O = P V
      backward: P again from S and L, dP = G V^T, D = rowsum(G o O),
@@ -22,9 +22,15 @@
 #include "ops_nn.h"
 #include "runtime.h"
 
-#define MF_AH_BLOCK (1 << 20) /* bytes of scores per block of rows */
+static size_t block_bytes = 1 << 20; /* bytes of scores per block of rows */
 
 int mf_attn_host(void) { return mf_nn_get_path() < 0 && mf_host_blas_get() != NULL; }
+
+size_t mf_attn_host_block(size_t bytes) {
+  size_t prev = block_bytes;
+  if (bytes) block_bytes = bytes;
+  return prev;
+}
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define MF_VEC __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -178,7 +184,7 @@ static void fwd_heads(void *p, int t, int64_t lo, int64_t hi) {
 static void bwd_heads(void *p, int t, int64_t lo, int64_t hi) {
   const ah_args *a = p;
   int n = a->n, m = a->m, d = a->d, e = a->e;
-  void *dS = at(a, a->scratch, (size_t)t * a->per_thread), *P = at(a, dS, (size_t)a->rows * m);
+  void *dS = at(a, a->scratch, (size_t)t * a->per_thread), *P = a->p ? NULL : at(a, dS, (size_t)a->rows * m);
   for (int64_t h = lo; h < hi; ++h) {
     void *Q = at(a, a->q, (size_t)h * n * d), *K = at(a, a->k, (size_t)h * m * d);
     void *V = at(a, a->v, (size_t)h * m * e), *O = at(a, a->o, (size_t)h * n * e);
@@ -255,7 +261,7 @@ static int setup(ah_args *a, const mf_tensor *q, const mf_tensor *k, const mf_te
     return mf_fail("host attention: the log-sum-exps must be a contiguous %s {%lld, %lld}", mf_dtype_name(dt),
                    (long long)bh, (long long)n);
   size_t esz = dt == MF_F64 ? 8 : 4;
-  int64_t rows = MF_AH_BLOCK / ((size_t)m * esz);
+  int64_t rows = (int64_t)(block_bytes / ((size_t)m * esz));
   rows = rows < 1 ? 1 : rows > n ? n : rows;
   *a = (ah_args){.bh = (int)bh, .n = (int)n, .m = (int)m, .d = (int)d, .e = (int)e, .rows = (int)rows,
                  .f64 = dt == MF_F64, .s = s, .blas = *blas};

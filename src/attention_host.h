@@ -9,6 +9,10 @@
    device (blas_host.h) and core.nn_path is "auto". */
 int mf_attn_host(void);
 
+/* The bytes of scores one block of query rows may hold (1 MiB); bytes > 0
+   sets it (tests make blocks of a few rows). Returns the previous value. */
+size_t mf_attn_host_block(size_t bytes);
+
 /* q {BH, N, d}, k {BH, M, d}, v {BH, M, e}, contiguous, f32 or f64:
    o {BH, N, e} = softmax(s q k^T) v and lse {BH, N} the rows' log-sum-exps
    of s q k^T; p non-NULL: P = softmax(s q k^T) {BH, N, M} kept there too.

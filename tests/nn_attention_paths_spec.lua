@@ -284,15 +284,19 @@ describe("attention, host, tiled (wg) and materialized (run) paths", function()
       local run = everything("run", q, k, v, w, tq, tk, tv, { scale = scale })
       -- f32: a few ulps of the largest terms (|s| up to ~8, sums over 24..53 terms)
       local tol = dt == "f64" and 1e-13 or 1e-5
-      -- P kept by the forward (the default at this size) and recomputed by the backward
+      -- P kept by the forward (the default at this size) and recomputed by the
+      -- backward; each head whole and in blocks of 8 query rows (8 + 8 + 8 + 8 + 5)
       local mod = require "moonflow.nn.attention"
-      for _, keep in ipairs { true, false } do
+      for _, case in ipairs { { true }, { false }, { true, 8 }, { false, 8 } } do
+        local keep, rows = case[1], case[2]
         local prev = mod.keep_scores
+        local block = core.nn_attn_host_block(rows and rows * 53 * (dt == "f64" and 8 or 4))
         mod.keep_scores = keep
         local ok, host = pcall(everything, "host", q, k, v, w, tq, tk, tv, { scale = scale })
         mod.keep_scores = prev
+        core.nn_attn_host_block(block)
         if not ok then error(host, 0) end
-        local what = ("%s keep %s "):format(dt, tostring(keep))
+        local what = ("%s keep %s rows %s "):format(dt, tostring(keep), tostring(rows or 37))
         H.close(host.o, o, tol, tol, what .. "o")
         H.close(host.dq, dq, tol, tol, what .. "dq")
         H.close(host.dk, dk, tol, tol, what .. "dk")
@@ -330,6 +334,7 @@ describe("attention, host, tiled (wg) and materialized (run) paths", function()
       "moonflow.attention: host attention: the kept P must be {2, 3, 5}")
     H.errors(function() core.nn_attn_host_bwd(g, q, k, v, o, lse, p:to("f32"), 1) end,
       "moonflow.attention: host attention: the kept P is f32, expected f64")
+    H.errors(function() core.nn_attn_host_block(-1) end, "moonflow.attention: block of -1 bytes, expected a positive size")
   end)
 
   it("falls back to the materialized path for head sizes over 128 (forced wg)", function()

@@ -198,6 +198,14 @@ static int l_attn_host(lua_State *L) {
   return 1;
 }
 
+/* nn_attn_host_block([bytes]) -> previous bytes of scores per block of query rows */
+static int l_attn_host_block(lua_State *L) {
+  lua_Integer b = luaL_optinteger(L, 1, 0);
+  if (b < 0) return luaL_error(L, "moonflow.attention: block of %I bytes, expected a positive size", b);
+  lua_pushinteger(L, (lua_Integer)mf_attn_host_block((size_t)b));
+  return 1;
+}
+
 /* nn_attn_host_fwd(q, k, v, scale, keep) -> o, lse, P (kept) or nil */
 static int l_attn_host_fwd(lua_State *L) {
   const char *fn = "attention";
@@ -244,7 +252,7 @@ void lmf_open_nn(lua_State *L) {
                                  {"nn_attn_tiled", l_attn_tiled}, {"nn_attn_fwd", l_attn_fwd},
                                  {"nn_attn_bwd", l_attn_bwd}, {"nn_attn_jvp", l_attn_jvp},
                                  {"nn_attn_host", l_attn_host}, {"nn_attn_host_fwd", l_attn_host_fwd},
-                                 {"nn_attn_host_bwd", l_attn_host_bwd},
+                                 {"nn_attn_host_bwd", l_attn_host_bwd}, {"nn_attn_host_block", l_attn_host_block},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   lmf_set_names(L, acts, "nn_activations");
