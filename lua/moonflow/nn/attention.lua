@@ -15,8 +15,9 @@
 -- kernel per forward and per backward (src/attention_host.c) runs each head
 -- with sgemm and a C softmax in host scratch, keeping O and L like the tiles,
 -- and P too where a backward may come and P is no larger than q, k, v and o
--- together (else the backward recomputes it); its jvp is the materialized one, on the kept P or
--- a recomputed one (forced "run" takes the materialized path whole).
+-- together (else the backward recomputes it). Its jvp is the materialized
+-- one, on the kept P or a recomputed one. Forced "run" is the materialized
+-- path whole.
 local core = require "moonflow.core"
 local A = require "moonflow.autograd"
 local O = require "moonflow.ops"
