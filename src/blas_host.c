@@ -10,7 +10,8 @@
    on a device without native kernels, or with MOONFLOW_GEMM=device or
    clblast, this path stands aside. (The mapping replaces clEnqueueNativeKernel's
    mem_list: PoCL 3.1 pairs those buffers with args_mem_loc in an order of
-   its own, swapping operands.) */
+   its own, swapping operands.) The BLAS, the split over the cores and the
+   mapped native kernel serve the host attention too (attention_host.c). */
 #include "blas_host.h"
 
 #include <dlfcn.h>
