@@ -10,7 +10,8 @@
    on a device without native kernels, or with MOONFLOW_GEMM=device or
    clblast, this path stands aside. (The mapping replaces clEnqueueNativeKernel's
    mem_list: PoCL 3.1 pairs those buffers with args_mem_loc in an order of
-   its own, swapping operands.) */
+   its own, swapping operands.) The BLAS, the split over the cores and the
+   mapped native kernel serve the host attention too (attention_host.c). */
 #include "blas_host.h"
 
 #include <dlfcn.h>
@@ -20,16 +21,11 @@
 
 #include "runtime.h"
 
-/* cblas_{s,d}gemm with CBLAS's enum values as ints (RowMajor 101, NoTrans 111, Trans 112) */
-typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
-                         float *, int);
-typedef void (*dgemm_fn)(int, int, int, int, int, int, double, const double *, int, const double *, int, double,
-                         double *, int);
-static sgemm_fn sgemm;
-static dgemm_fn dgemm;
+static mf_sgemm_fn sgemm;
+static mf_dgemm_fn dgemm;
 static void (*set_threads)(int);
 static int (*get_threads)(void);
-static int host_threads = 1; /* the device's compute units: threads over a batch */
+static mf_host_blas blas; /* what mf_host_blas_get hands out */
 static int state; /* 0 unknown, 1 usable, -1 not */
 
 static int usable(const mf_runtime *r) {
@@ -45,77 +41,113 @@ static int usable(const mf_runtime *r) {
   for (size_t i = 0; i < sizeof names / sizeof *names && !sgemm; ++i) {
     void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (!h) continue;
-    sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
-    dgemm = (dgemm_fn)dlsym(h, "cblas_dgemm");
+    sgemm = (mf_sgemm_fn)dlsym(h, "cblas_sgemm");
+    dgemm = (mf_dgemm_fn)dlsym(h, "cblas_dgemm");
     if (!sgemm || !dgemm) { sgemm = NULL; dgemm = NULL; dlclose(h); continue; }
     set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
     get_threads = (int (*)(void))dlsym(h, "openblas_get_num_threads");
   }
   if (sgemm) state = 1;
-  host_threads = r->info.compute_units > 1 ? (r->info.compute_units < 16 ? r->info.compute_units : 16) : 1;
+  int cu = (int)r->info.compute_units;
+  blas = (mf_host_blas){sgemm, dgemm, cu > 1 ? (cu < MF_HOST_MAX_THREADS ? cu : MF_HOST_MAX_THREADS) : 1};
   return state > 0;
 }
 
-/* What the native kernel gets: host addresses of the operands' buffers,
-   mapped in the queue before it runs. (PoCL 3.1 pairs mem_list with
-   args_mem_loc in an order of its own, so native kernels get no cl_mem.) */
-typedef struct {
-  void *a, *b, *c;
-  int f64, ta, tb;
-  int m, n, k, lda, ldb;
-  int64_t oa, ob, sa, sb, batch;
-} gemm_args;
+const mf_host_blas *mf_host_blas_get(void) {
+  mf_runtime *r = mf_rt();
+  return r && usable(r) ? &blas : NULL;
+}
 
-/* products lo..hi-1 of the batch, each with OpenBLAS */
+/* one thread's part of mf_host_split */
 typedef struct {
-  const gemm_args *g;
+  mf_host_body body;
+  void *arg;
+  int t;
   int64_t lo, hi;
-} gemm_range;
+} host_part;
 
-static void *run_range(void *p) {
-  const gemm_range *q = p;
-  const gemm_args *g = q->g;
-  int TA = g->ta ? 112 : 111, TB = g->tb ? 112 : 111;
-  int64_t mn = (int64_t)g->m * g->n;
-  for (int64_t i = q->lo; i < q->hi; ++i) {
-    if (g->f64)
-      dgemm(101, TA, TB, g->m, g->n, g->k, 1.0, (const double *)g->a + g->oa + i * g->sa, g->lda,
-            (const double *)g->b + g->ob + i * g->sb, g->ldb, 0.0, (double *)g->c + i * mn, g->n);
-    else
-      sgemm(101, TA, TB, g->m, g->n, g->k, 1.0f, (const float *)g->a + g->oa + i * g->sa, g->lda,
-            (const float *)g->b + g->ob + i * g->sb, g->ldb, 0.0f, (float *)g->c + i * mn, g->n);
-  }
+static void *run_part(void *p) {
+  host_part *q = p;
+  q->body(q->arg, q->t, q->lo, q->hi);
   return NULL;
 }
 
-/* One product: OpenBLAS threads it. A batch (attention's heads, small
-   products): the batch split over host_threads threads, OpenBLAS on one
-   thread in each (threading each small product would fork-join per matrix). */
-static void CL_CALLBACK run_gemm(void *p) {
-  gemm_args *g = p;
-  int nt = g->batch < host_threads ? (int)g->batch : host_threads;
+void mf_host_split(int64_t n, mf_host_body body, void *arg) {
+  int nt = n < blas.threads ? (int)n : blas.threads;
   if (nt <= 1 || !set_threads || !get_threads) {
-    gemm_range q = {g, 0, g->batch};
-    run_range(&q);
+    body(arg, 0, 0, n);
     return;
   }
   int prev = get_threads();
   set_threads(1);
-  gemm_range q[16];
-  pthread_t th[16];
-  int started[16] = {0};
-  for (int t = 0; t < nt; ++t) {
-    q[t].g = g;
-    q[t].lo = g->batch * t / nt;
-    q[t].hi = g->batch * (t + 1) / nt;
-  }
-  for (int t = 1; t < nt; ++t) started[t] = pthread_create(&th[t], NULL, run_range, &q[t]) == 0;
-  run_range(&q[0]);
+  host_part q[MF_HOST_MAX_THREADS];
+  pthread_t th[MF_HOST_MAX_THREADS];
+  int started[MF_HOST_MAX_THREADS] = {0};
+  for (int t = 0; t < nt; ++t) q[t] = (host_part){body, arg, t, n * t / nt, n * (t + 1) / nt};
+  for (int t = 1; t < nt; ++t) started[t] = pthread_create(&th[t], NULL, run_part, &q[t]) == 0;
+  run_part(&q[0]);
   for (int t = 1; t < nt; ++t) {
     if (started[t]) pthread_join(th[t], NULL);
-    else run_range(&q[t]); /* no thread: this one does it */
+    else run_part(&q[t]); /* no thread: this one does it */
   }
   set_threads(prev);
+}
+
+int mf_host_enqueue(void(CL_CALLBACK *fn)(void *), void *args, size_t size, int n, const mf_tensor *const *ts,
+                    void **const *slots, int nwrite) {
+  mf_runtime *r = mf_rt();
+  cl_mem mems[MF_HOST_MAX_BUFFERS];
+  void *maps[MF_HOST_MAX_BUFFERS] = {0};
+  if (!r || n > MF_HOST_MAX_BUFFERS) return mf_fail("host native kernel: %d buffers, at most %d", n, MF_HOST_MAX_BUFFERS);
+  cl_int e = CL_SUCCESS;
+  int mapped = 0;
+  for (; mapped < n && e == CL_SUCCESS; ++mapped) {
+    size_t bytes = 0;
+    mems[mapped] = ts[mapped]->st->buf;
+    e = clGetMemObjectInfo(mems[mapped], CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    if (e != CL_SUCCESS) break;
+    cl_map_flags fl = mapped >= n - nwrite ? CL_MAP_READ | CL_MAP_WRITE : CL_MAP_READ;
+    maps[mapped] = clEnqueueMapBuffer(r->queue, mems[mapped], CL_FALSE, fl, 0, bytes, 0, NULL, NULL, &e);
+    if (e == CL_SUCCESS)
+      *slots[mapped] = (char *)maps[mapped] + (size_t)ts[mapped]->offset * mf_dtype_size(ts[mapped]->dtype);
+  }
+  if (e == CL_SUCCESS) e = clEnqueueNativeKernel(r->queue, fn, args, size, 0, NULL, NULL, 0, NULL, NULL);
+  for (int i = 0; i < mapped; ++i)
+    if (maps[i]) clEnqueueUnmapMemObject(r->queue, mems[i], maps[i], 0, NULL, NULL);
+  if (e != CL_SUCCESS) return mf_fail("host native kernel: %s", mf_cl_error_name(e));
+  mf_stat.launches++;
+  return 0;
+}
+
+/* What the native kernel gets: host addresses of the operands (at their
+   offsets), mapped in the queue before it runs. */
+typedef struct {
+  void *a, *b, *c;
+  int f64, ta, tb;
+  int m, n, k, lda, ldb;
+  int64_t sa, sb, batch;
+} gemm_args;
+
+/* products lo..hi-1 of the batch, each with OpenBLAS */
+static void run_range(void *p, int t, int64_t lo, int64_t hi) {
+  const gemm_args *g = p;
+  int TA = g->ta ? MF_CBLAS_TRANS : MF_CBLAS_NOTRANS, TB = g->tb ? MF_CBLAS_TRANS : MF_CBLAS_NOTRANS;
+  int64_t mn = (int64_t)g->m * g->n;
+  for (int64_t i = lo; i < hi; ++i) {
+    if (g->f64)
+      dgemm(MF_CBLAS_ROW, TA, TB, g->m, g->n, g->k, 1.0, (const double *)g->a + i * g->sa, g->lda,
+            (const double *)g->b + i * g->sb, g->ldb, 0.0, (double *)g->c + i * mn, g->n);
+    else
+      sgemm(MF_CBLAS_ROW, TA, TB, g->m, g->n, g->k, 1.0f, (const float *)g->a + i * g->sa, g->lda,
+            (const float *)g->b + i * g->sb, g->ldb, 0.0f, (float *)g->c + i * mn, g->n);
+  }
+}
+
+/* One product: OpenBLAS threads it; a batch (attention's heads, small
+   products) is split over the cores. */
+static void CL_CALLBACK run_gemm(void *p) {
+  gemm_args *g = p;
+  mf_host_split(g->batch, run_range, g);
 }
 
 /* Layout of the last two dims: 0 row-major, 1 transposed, -1 neither; *ld its leading dimension */
@@ -146,22 +178,8 @@ int mf_host_gemm(mf_tensor *out, const mf_tensor *a, const mf_tensor *b, int64_t
   if (g.ta < 0 || g.tb < 0 || g.sa < 0 || g.sb < 0) return 1;
   g.f64 = a->dtype == MF_F64;
   g.m = (int)m, g.n = (int)n, g.k = (int)k;
-  g.oa = a->offset, g.ob = b->offset, g.batch = batch;
-  cl_mem mems[3] = {a->st->buf, b->st->buf, out->st->buf};
-  void **ptrs[3] = {&g.a, &g.b, &g.c};
-  cl_int e = CL_SUCCESS;
-  int mapped = 0;
-  for (; mapped < 3 && e == CL_SUCCESS; ++mapped) {
-    size_t bytes = 0;
-    e = clGetMemObjectInfo(mems[mapped], CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
-    if (e != CL_SUCCESS) break;
-    cl_map_flags fl = mapped == 2 ? CL_MAP_READ | CL_MAP_WRITE : CL_MAP_READ;
-    *ptrs[mapped] = clEnqueueMapBuffer(r->queue, mems[mapped], CL_FALSE, fl, 0, bytes, 0, NULL, NULL, &e);
-  }
-  if (e == CL_SUCCESS) e = clEnqueueNativeKernel(r->queue, run_gemm, &g, sizeof g, 0, NULL, NULL, 0, NULL, NULL);
-  for (int i = 0; i < mapped; ++i)
-    if (*ptrs[i]) clEnqueueUnmapMemObject(r->queue, mems[i], *ptrs[i], 0, NULL, NULL);
-  if (e != CL_SUCCESS) return mf_fail("host gemm (native kernel): %s", mf_cl_error_name(e));
-  mf_stat.launches++;
-  return 0;
+  g.batch = batch;
+  const mf_tensor *ts[3] = {a, b, out};
+  void **slots[3] = {&g.a, &g.b, &g.c};
+  return mf_host_enqueue(run_gemm, &g, sizeof g, 3, ts, slots, 1);
 }

@@ -10,7 +10,9 @@
 --   Euler x50     50 Euler steps of SiT sampling from noise, batch 256
 --   attention     F.attention on {64, 4, 256, 64}: forward 4 B h N^2 d flops
 --                 (two matmuls), forward+backward 12 B h N^2 d (six matmuls);
---                 softmax flops not counted
+--                 softmax flops not counted. Where the host path serves (a CPU
+--                 device with OpenBLAS), the materialized path (core.nn_path
+--                 "run") is measured after it, in the same run
 --   sgemm         mf.matmul x W^T at the DiT's Linear shapes (batch 64: M =
 --                 64 * 49 tokens) against OpenBLAS's host sgemm in the same run
 --                 (build/bin/host_sgemm MxNxK, same layout), 2 M N K flops
@@ -132,16 +134,26 @@ return function(ctx)
     local w = g:normal { B, h, N, d }
     local attention = mf.nn.F.attention
     local fl = 4 * B * h * N * N * d
-    local tf = med(function() return attention(q, k, v) end, 5)
     local qq, kk, vv = q:clone():requires_grad(), k:clone():requires_grad(), v:clone():requires_grad()
-    local tb = med(function()
-      qq.grad, kk.grad, vv.grad = nil, nil, nil
-      attention(qq, kk, vv):backward(w)
-    end, 5)
-    print(("attention {64,4,256,64} fwd %8.2f ms %7.1f GFLOP/s   fwd+bwd %8.2f ms %7.1f GFLOP/s"):format(
-      tf * 1e3, fl / tf / 1e9, tb * 1e3, 3 * fl / tb / 1e9))
-    put("attn_f", "attention fwd (GFLOP/s)", fl / tf / 1e9, "GF")
-    put("attn_fb", "attention fwd+bwd (GFLOP/s)", 3 * fl / tb / 1e9, "GF")
+    local function measure(key, name)
+      local tf = med(function() return attention(q, k, v) end, 5)
+      local tb = med(function()
+        qq.grad, kk.grad, vv.grad = nil, nil, nil
+        attention(qq, kk, vv):backward(w)
+      end, 5)
+      print(("attention {64,4,256,64}%-6s fwd %8.2f ms %7.1f GFLOP/s   fwd+bwd %8.2f ms %7.1f GFLOP/s"):format(
+        name, tf * 1e3, fl / tf / 1e9, tb * 1e3, 3 * fl / tb / 1e9))
+      put(key .. "_f", ("attention%s fwd (GFLOP/s)"):format(name), fl / tf / 1e9, "GF")
+      put(key .. "_fb", ("attention%s fwd+bwd (GFLOP/s)"):format(name), 3 * fl / tb / 1e9, "GF")
+    end
+    local host = mf.core.nn_attn_host()
+    measure("attn", host and " host" or "")
+    if host then
+      local prev = mf.core.nn_path("run")
+      local ok, err = pcall(measure, "attn_run", " run")
+      mf.core.nn_path(prev)
+      if not ok then error(err, 0) end
+    end
   end
   if want.sgemm then
     local g = mf.Rngs(4).sample

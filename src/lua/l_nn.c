@@ -1,6 +1,7 @@
 /* Binding of the fused layer kernels (cl/nn.cl). Opened from l_optim.c. */
 #include <string.h>
 
+#include "../attention_host.h"
 #include "../ops.h"
 #include "../ops_nn.h"
 #include "lmf.h"
@@ -190,6 +191,47 @@ static int l_attn_jvp(lua_State *L) {
   return 1;
 }
 
+/* nn_attn_host() -> whether the host attention serves (a CPU device with
+   OpenBLAS and native kernels, path "auto") */
+static int l_attn_host(lua_State *L) {
+  lua_pushboolean(L, mf_attn_host());
+  return 1;
+}
+
+/* nn_attn_host_block([bytes]) -> previous bytes of scores per block of query rows */
+static int l_attn_host_block(lua_State *L) {
+  lua_Integer b = luaL_optinteger(L, 1, 0);
+  if (b < 0) return luaL_error(L, "moonflow.attention: block of %I bytes, expected a positive size", b);
+  lua_pushinteger(L, (lua_Integer)mf_attn_host_block((size_t)b));
+  return 1;
+}
+
+/* nn_attn_host_fwd(q, k, v, scale, keep) -> o, lse, P (kept) or nil */
+static int l_attn_host_fwd(lua_State *L) {
+  const char *fn = "attention";
+  mf_tensor *q = lmf_check(L, 1, fn), *k = lmf_check(L, 2, fn), *v = lmf_check(L, 3, fn), o, lse, p;
+  int keep = lua_toboolean(L, 5);
+  if (mf_attn_host_fwd(&o, &lse, keep ? &p : NULL, q, k, v, luaL_checknumber(L, 4))) return lmf_fail(L, fn);
+  lmf_push(L, &o);
+  lmf_push(L, &lse);
+  if (keep) lmf_push(L, &p);
+  else lua_pushnil(L);
+  return 3;
+}
+
+/* nn_attn_host_bwd(g, q, k, v, o, lse, P|nil, scale) -> dq, dk, dv */
+static int l_attn_host_bwd(lua_State *L) {
+  const char *fn = "attention";
+  mf_tensor *g = lmf_check(L, 1, fn), *q = lmf_check(L, 2, fn), *k = lmf_check(L, 3, fn);
+  mf_tensor *v = lmf_check(L, 4, fn), *o = lmf_check(L, 5, fn), *lse = lmf_check(L, 6, fn), dq, dk, dv;
+  mf_tensor *p = opt_t(L, 7, fn);
+  if (mf_attn_host_bwd(&dq, &dk, &dv, g, q, k, v, o, lse, p, luaL_checknumber(L, 8))) return lmf_fail(L, fn);
+  lmf_push(L, &dq);
+  lmf_push(L, &dk);
+  lmf_push(L, &dv);
+  return 3;
+}
+
 /* nn_path([name]) -> previous name: "auto", "run" (CPU shape), "wg" (GPU shape) */
 static int l_nn_path(lua_State *L) {
   static const char *const names[] = {"auto", "run", "wg", NULL};
@@ -209,6 +251,8 @@ void lmf_open_nn(lua_State *L) {
                                  {"nn_path", l_nn_path},
                                  {"nn_attn_tiled", l_attn_tiled}, {"nn_attn_fwd", l_attn_fwd},
                                  {"nn_attn_bwd", l_attn_bwd}, {"nn_attn_jvp", l_attn_jvp},
+                                 {"nn_attn_host", l_attn_host}, {"nn_attn_host_fwd", l_attn_host_fwd},
+                                 {"nn_attn_host_bwd", l_attn_host_bwd}, {"nn_attn_host_block", l_attn_host_block},
                                  {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   lmf_set_names(L, acts, "nn_activations");

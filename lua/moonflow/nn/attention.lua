@@ -11,6 +11,13 @@
 -- kernels of cl/attention.cl replace all three: tiles of K and V in local
 -- memory, a running max and sum, memory independent of N^2; the forward keeps
 -- O and the row log-sum-exps L, the vjp and jvp recompute P = exp(S - L).
+-- On a CPU device with OpenBLAS (core.nn_attn_host: path "auto") one native
+-- kernel per forward and per backward (src/attention_host.c) runs each head
+-- with sgemm and a C softmax in host scratch, keeping O and L like the tiles,
+-- and P too where a backward may come and P is no larger than q, k, v and o
+-- together (else the backward recomputes it). Its jvp is the materialized
+-- one, on the kept P or a recomputed one. Forced "run" is the materialized
+-- path whole.
 local core = require "moonflow.core"
 local A = require "moonflow.autograd"
 local O = require "moonflow.ops"
@@ -50,6 +57,7 @@ end
 -- M.chunk_bytes: the scores a chunk may hold; scores up to twice that stay
 -- one chunk (a GPU takes all heads at once).
 local M = { chunk_bytes = 2 * 1024 * 1024 }
+-- M.keep_scores: nil (the size rule), true or false: whether the host path keeps P
 local MAX_CHUNKS = 256 -- core.cat's limit
 
 local on_gpu -- the device never changes in a process
@@ -77,29 +85,100 @@ local function part(x, first, count, bh)
   return C.narrow(x, 1, first, count)
 end
 
+-- the materialized forward on q3, k3, v3 {B h, rows, cols} (packed)
+local function materialized_forward(ctx, q3, k3, v3, scale, qs_, ks_, vs_)
+  q3 = C.binary("mul", q3, scale) -- s Q
+  ctx.qs, ctx.k3, ctx.v3, ctx.scale = q3, k3, v3, scale
+  ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
+  ctx.bh = qs_[1] * qs_[2]
+  ctx.chunk = chunk_heads(ctx.bh, qs_[3], ks_[3], C.dtype(q3))
+  local ps, os_ = {}, {}
+  each_chunk(ctx, function(i, first, count)
+    local qc, kc, vc = part(q3, first, count, ctx.bh), part(k3, first, count, ctx.bh), part(v3, first, count, ctx.bh)
+    ps[i] = C.nn_softmax(C.matmul(qc, mT(kc)), nil, "softmax")
+    os_[i] = C.matmul(ps[i], vc)
+  end)
+  ctx.ps = ps
+  return C.reshape(cat(os_), { qs_[1], qs_[2], qs_[3], vs_[4] })
+end
+
+-- the host kernels (src/attention_host.c) on {B h, rows, cols} blocks
+local function host_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
+  local q3, k3, v3 = flat3(q, qs_), flat3(k, ks_), flat3(v, vs_)
+  local n, m, d, e = qs_[3], ks_[3], qs_[4], vs_[4]
+  local keep = M.keep_scores
+  -- P {N, M} within q, k, v, o, and a backward to come (the tape records)
+  if keep == nil then keep = A.grad_enabled() and n * m <= (n + m) * (d + e) end
+  local o, lse, p = C.nn_attn_host_fwd(q3, k3, v3, scale, keep)
+  ctx.host, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.p, ctx.scale = true, q3, k3, v3, o, lse, p, scale
+  ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
+  return C.reshape(o, { qs_[1], qs_[2], qs_[3], vs_[4] })
+end
+
+local function host_vjp(ctx, g)
+  local s = ctx.qshape
+  local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
+  local dq, dk, dv = C.nn_attn_host_bwd(g3, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.p, ctx.scale)
+  return C.reshape(dq, ctx.qshape), C.reshape(dk, ctx.kshape), C.reshape(dv, ctx.vshape)
+end
+
+-- the materialized jvp from the forward's ctx (P per chunk)
+local function materialized_jvp(ctx, tq, tk, tv)
+  local s = ctx.qshape
+  local oshape = { s[1], s[2], s[3], ctx.vshape[4] }
+  if not (tq or tk or tv) then return C.full(oshape, 0, C.dtype(ctx.qs)) end
+  local tq3 = tq and flat3(tq, ctx.qshape)
+  local tk3 = tk and flat3(tk, ctx.kshape)
+  local tv3 = tv and flat3(tv, ctx.vshape)
+  local ks = tq and C.binary("mul", ctx.k3, ctx.scale) or nil -- s K
+  local outs = {}
+  each_chunk(ctx, function(i, first, count)
+    local function pc(x) return part(x, first, count, ctx.bh) end
+    local p, ds, out = ctx.ps[i], nil, nil
+    if tq3 then ds = C.matmul(pc(tq3), mT(pc(ks))) end
+    if tk3 then
+      local t = C.matmul(pc(ctx.qs), mT(pc(tk3)))
+      ds = ds and C.binary("add", ds, t) or t
+    end
+    if ds then out = C.matmul(C.nn_softmax(ds, p, "softmax_d"), pc(ctx.v3)) end
+    if tv3 then
+      local t = C.matmul(p, pc(tv3))
+      out = out and C.binary("add", out, t) or t
+    end
+    outs[i] = out
+  end)
+  return C.reshape(cat(outs), oshape)
+end
+
+-- the jvp after the host forward: the materialized jvp on the kept P (one
+-- chunk) or on the materialized forward's
+local function host_jvp(ctx, tq, tk, tv)
+  local m = {}
+  if ctx.p then
+    m.qs, m.k3, m.v3, m.scale, m.ps = C.binary("mul", ctx.q3, ctx.scale), ctx.k3, ctx.v3, ctx.scale, { ctx.p }
+    m.qshape, m.kshape, m.vshape = ctx.qshape, ctx.kshape, ctx.vshape
+    m.bh = ctx.qshape[1] * ctx.qshape[2]
+    m.chunk = m.bh
+  else
+    materialized_forward(m, ctx.q3, ctx.k3, ctx.v3, ctx.scale, ctx.qshape, ctx.kshape, ctx.vshape)
+  end
+  return materialized_jvp(m, tq, tk, tv)
+end
+
 local attention = O.def("attention", {
   forward = function(ctx, q, k, v, scale)
     local qs_, ks_, vs_ = q:shape(), k:shape(), v:shape()
     if ks_[3] > 0 and C.nn_attn_tiled(qs_[4], vs_[4]) then
       return tiled_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
     end
-    local q3 = C.binary("mul", flat3(q, qs_), scale) -- s Q
-    local k3, v3 = flat3(k, ks_), flat3(v, vs_)
-    ctx.qs, ctx.k3, ctx.v3, ctx.scale = q3, k3, v3, scale
-    ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
-    ctx.bh = qs_[1] * qs_[2]
-    ctx.chunk = chunk_heads(ctx.bh, qs_[3], ks_[3], C.dtype(q3))
-    local ps, os_ = {}, {}
-    each_chunk(ctx, function(i, first, count)
-      local qc, kc, vc = part(q3, first, count, ctx.bh), part(k3, first, count, ctx.bh), part(v3, first, count, ctx.bh)
-      ps[i] = C.nn_softmax(C.matmul(qc, mT(kc)), nil, "softmax")
-      os_[i] = C.matmul(ps[i], vc)
-    end)
-    ctx.ps = ps
-    return C.reshape(cat(os_), { qs_[1], qs_[2], qs_[3], vs_[4] })
+    if ks_[3] > 0 and qs_[4] > 0 and vs_[4] > 0 and C.nn_attn_host() then
+      return host_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
+    end
+    return materialized_forward(ctx, flat3(q, qs_), flat3(k, ks_), flat3(v, vs_), scale, qs_, ks_, vs_)
   end,
   vjp = function(ctx, g)
     if ctx.tiled then return tiled_vjp(ctx, g) end
+    if ctx.host then return host_vjp(ctx, g) end
     local needs = ctx.needs or { true, true, true }
     local s = ctx.qshape
     local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
@@ -121,30 +200,8 @@ local attention = O.def("attention", {
   end,
   jvp = function(ctx, tq, tk, tv)
     if ctx.tiled then return tiled_jvp(ctx, tq, tk, tv) end
-    local s = ctx.qshape
-    local oshape = { s[1], s[2], s[3], ctx.vshape[4] }
-    if not (tq or tk or tv) then return C.full(oshape, 0, C.dtype(ctx.qs)) end
-    local tq3 = tq and flat3(tq, ctx.qshape)
-    local tk3 = tk and flat3(tk, ctx.kshape)
-    local tv3 = tv and flat3(tv, ctx.vshape)
-    local ks = tq and C.binary("mul", ctx.k3, ctx.scale) or nil -- s K
-    local outs = {}
-    each_chunk(ctx, function(i, first, count)
-      local function pc(x) return part(x, first, count, ctx.bh) end
-      local p, ds, out = ctx.ps[i], nil, nil
-      if tq3 then ds = C.matmul(pc(tq3), mT(pc(ks))) end
-      if tk3 then
-        local t = C.matmul(pc(ctx.qs), mT(pc(tk3)))
-        ds = ds and C.binary("add", ds, t) or t
-      end
-      if ds then out = C.matmul(C.nn_softmax(ds, p, "softmax_d"), pc(ctx.v3)) end
-      if tv3 then
-        local t = C.matmul(p, pc(tv3))
-        out = out and C.binary("add", out, t) or t
-      end
-      outs[i] = out
-    end)
-    return C.reshape(cat(outs), oshape)
+    if ctx.host then return host_jvp(ctx, tq, tk, tv) end
+    return materialized_jvp(ctx, tq, tk, tv)
   end,
 })
 
