@@ -195,6 +195,25 @@ describe("image training", function()
     -- seconds: the training time at the step, rising, at most the run's
     assert.is_true(secs[1] > 0 and secs[1] <= secs[2] and secs[2] <= run.time + 1e-3, table.concat(secs, " "))
     assert.are.same(rows, (evals(dir .. "/repa_half/evals.csv")))
+    -- scripts/plot_fd.lua: both runs' FD against step in one picture, and the table
+    local png = dir .. "/fd.png"
+    local tout, terr, tcode = P.moonflow(("run scripts/plot_fd.lua %q a=%q b=%q"):format(png,
+      dir .. "/measured/evals.csv", dir .. "/repa_half/evals.csv"))
+    assert.are.equal(0, tcode, terr)
+    local pw, ph = mf.core.read_png(png)
+    assert.are.same({ 640, 400 }, { pw, ph })
+    local cells = {}
+    for line in tout:gmatch("[^\n]+") do
+      local c = {}
+      for cell in line:gmatch("|%s*([^|]-)%s*%f[|]") do c[#c + 1] = cell end
+      if tonumber(c[1]) then cells[tonumber(c[1])] = c end
+    end
+    for k = 1, 2 do
+      local fd, acc = ("%.3f"):format(rows[k][3]), ("%.1f%%"):format(100 * rows[k][5])
+      local c = assert(cells[rows[k][1]], tout)
+      assert.are.same({ fd, acc, fd, acc }, { c[2], c[3], c[5], c[6] })
+      assert.truthy(c[4]:match("^%d+:%d%d$") and c[7]:match("^%d+:%d%d$"), tout)
+    end
     assert.is_true(e.fd >= 0 and e.fd < math.huge, tostring(e.fd))
     assert.is_true(e.floor >= 0 and e.floor < math.huge, tostring(e.floor))
     -- accuracy of 20 samples: a multiple of 1/20
