@@ -74,6 +74,14 @@ describe("image training", function()
     assert.truthy(err:find("network.kind", 1, true), err)
   end)
 
+  it("refuses eval_every on the 2-D configs, naming the key", function()
+    local cfg = Config.load(root .. "/scripts/configs/two_moons_sit.lua")
+    cfg.eval_every, cfg.out = 100, dir .. "/points"
+    local ok, err = pcall(Train.run, cfg)
+    assert.is_false(ok)
+    assert.truthy(err:find("moonflow.config: eval_every", 1, true), err)
+  end)
+
   it("names the command that trains a missing encoder", function()
     local cfg = sit_cfg(dir .. "/no_encoder")
     cfg.encoder = dir .. "/nowhere/encoder.safetensors"
@@ -141,9 +149,10 @@ describe("image training", function()
     -- a REPA run aligned with and measured by that encoder; the same run
     -- stopped at step 3 (inside a log window) and resumed writes the same
     -- losses and the same parts (diffusion, alignment)
+    -- (eval_every = 2: evals.csv rows at steps 2 and 4)
     local function repa_cfg(out, steps)
       local cfg = Config.load(root .. "/scripts/configs/fashion_repa.lua")
-      local base = sit_cfg(out, { steps = steps, grid_every = 0 })
+      local base = sit_cfg(out, { steps = steps, grid_every = 0, eval_every = 2 })
       base.repa, base.encoder = cfg.repa, r.encoder
       return base
     end
@@ -155,6 +164,56 @@ describe("image training", function()
     assert.truthy(parts:match("^step,diffusion_loss,repa_loss\n2,[^\n]+\n4,"), parts)
     assert.are.equal(parts, P.read(dir .. "/repa_half/parts.csv"))
     local e = run.results[1]
+
+    -- evals.csv: the final summary's measurement at steps 2 and 4, the last
+    -- row being the summary's own; the run stopped at 3 and resumed keeps its
+    -- row at 2 and drops the one at 3 (the short run's end), so it reads as
+    -- the uninterrupted run (all but the seconds column)
+    local function evals(path)
+      local rows, seconds = {}, {}
+      local text = assert(P.read(path), "no " .. path)
+      assert.are.equal("step,name,fd,floor,accuracy,seconds", text:match("^[^\n]*"))
+      for line in text:gmatch("[^\n]+") do
+        local st, name, fd, fl, acc, sec = line:match("^(%d+),([^,]+),([^,]*),([^,]*),([^,]*),([^,]*)$")
+        if st then
+          rows[#rows + 1] = { tonumber(st), name, tonumber(fd), tonumber(fl), tonumber(acc) }
+          seconds[#seconds + 1] = tonumber(sec)
+        end
+      end
+      return rows, seconds
+    end
+    local rows, secs = evals(dir .. "/measured/evals.csv")
+    assert.are.equal(2, #rows)
+    assert.are.same({ 2, e.name }, { rows[1][1], rows[1][2] })
+    assert.are.same({ 4, e.name }, { rows[2][1], rows[2][2] })
+    H.close(rows[2][3], e.fd, 1e-6, 0)
+    H.close(rows[2][4], e.floor, 1e-6, 0)
+    H.close(rows[2][5], e.accuracy, 1e-6, 0)
+    -- the floor depends on the sample count only; the FD at step 2 is another model's
+    H.close(rows[1][4], e.floor, 1e-6, 0)
+    assert.is_true(rows[1][3] >= 0 and rows[1][3] ~= rows[2][3], tostring(rows[1][3]))
+    -- seconds: the training time at the step, rising, at most the run's
+    assert.is_true(secs[1] > 0 and secs[1] <= secs[2] and secs[2] <= run.time + 1e-3, table.concat(secs, " "))
+    assert.are.same(rows, (evals(dir .. "/repa_half/evals.csv")))
+    -- scripts/plot_fd.lua: both runs' FD against step in one picture, and the table
+    local png = dir .. "/fd.png"
+    local tout, terr, tcode = P.moonflow(("run scripts/plot_fd.lua %q a=%q b=%q"):format(png,
+      dir .. "/measured/evals.csv", dir .. "/repa_half/evals.csv"))
+    assert.are.equal(0, tcode, terr)
+    local pw, ph = mf.core.read_png(png)
+    assert.are.same({ 640, 400 }, { pw, ph })
+    local cells = {}
+    for line in tout:gmatch("[^\n]+") do
+      local c = {}
+      for cell in line:gmatch("|%s*([^|]-)%s*%f[|]") do c[#c + 1] = cell end
+      if tonumber(c[1]) then cells[tonumber(c[1])] = c end
+    end
+    for k = 1, 2 do
+      local fd, acc = ("%.3f"):format(rows[k][3]), ("%.1f%%"):format(100 * rows[k][5])
+      local c = assert(cells[rows[k][1]], tout)
+      assert.are.same({ fd, acc, fd, acc }, { c[2], c[3], c[5], c[6] })
+      assert.truthy(c[4]:match("^%d+:%d%d$") and c[7]:match("^%d+:%d%d$"), tout)
+    end
     assert.is_true(e.fd >= 0 and e.fd < math.huge, tostring(e.fd))
     assert.is_true(e.floor >= 0 and e.floor < math.huge, tostring(e.floor))
     -- accuracy of 20 samples: a multiple of 1/20

@@ -36,4 +36,5 @@ return {
   log_every = 25,
   checkpoint_every = 250,
   grid_every = 500,
+  eval_every = 500, -- the evals into evals.csv
 }

@@ -34,4 +34,7 @@ return {
   log_every = 25,
   checkpoint_every = 250,
   grid_every = 500,
+  -- the evals above measured every 500 steps into evals.csv (FD against step;
+  -- scripts/plot_fd.lua draws it)
+  eval_every = 500,
 }

@@ -282,6 +282,8 @@ local train = record({
   -- image runs: the encoder of the metrics (and REPA's targets), label dropout
   -- for guidance, a samples_<step>.png grid every grid_every steps
   task = str { "generate", "classifier" }, encoder = str(), label_dropout = num(0, 1), grid_every = int(0, INT_MAX),
+  -- image runs: the evals measured every eval_every steps into evals.csv
+  eval_every = int(0, INT_MAX),
 }, { "data", "network", "interface", "optimizer", "ema", "steps", "batch", "evals", "eval_n", "out" })
 
 -- task = "classifier": a ViT on Fashion-MNIST (app/classifier.lua)
@@ -335,6 +337,10 @@ function Config.check(cfg)
   if image and cfg.network.kind ~= "DiT" then
     bad("network.kind", "must be \"DiT\" for data.name=fashion_mnist (or task=\"classifier\" with a ViT), got %s",
       show(cfg.network.kind))
+  end
+  if not image and (cfg.eval_every or 0) > 0 then
+    bad("eval_every", "measures image runs (FD, floor, class accuracy into evals.csv); the 2-D configs draw "
+      .. "their samples every plot_every steps, got eval_every=%d for data.name=%s", cfg.eval_every, cfg.data.name)
   end
   if image and cfg.repa and cfg.encoder == nil then
     bad("repa", "on images aligns with an encoder's tokens: set encoder = \"runs/fashion_encoder/encoder.safetensors\"")

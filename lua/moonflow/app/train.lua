@@ -325,6 +325,28 @@ function Parts:read(column)
   return pts
 end
 
+-- evals.csv of image runs: one row per eval each time the evals are measured
+-- (every eval_every steps and at the end); seconds = training time at the step.
+local evals_header = "step,name,fd,floor,accuracy,seconds"
+function Train.eval_rows(step, results, seconds)
+  local function num(v) return v and ("%.9g"):format(v) or "" end
+  local lines = {}
+  for _, e in ipairs(results) do
+    lines[#lines + 1] = ("%d,%s,%s,%s,%s,%.3f\n"):format(step, e.name, num(e.fd), num(e.floor), num(e.accuracy), seconds)
+  end
+  return table.concat(lines)
+end
+
+-- Runs fn() with the progress clock stopped: evals and grids inside the loop
+-- do not count as training time (elapsed, rates, the time in evals.csv).
+local function off_the_clock(progress, fn)
+  local t = core.clock()
+  local r = fn()
+  local dt = core.clock() - t
+  progress.t0, progress.last_t = progress.t0 + dt, progress.last_t + dt
+  return r
+end
+
 -- Trains per cfg (completed and checked here); opts.resume = checkpoint path.
 -- Order: check the config, build, read the resume checkpoint, and only then
 -- touch the run folder (lock, then write).
@@ -394,6 +416,15 @@ local function run(cfg, opts, dist)
     write_file(log_path, start > 0 and kept_log(log_path, start, cfg.log_every, total) or "step,loss,lr,time\n")
     log = assert(io.open(log_path, "a"))
   end
+  local eval_every = cfg.eval_every or 0
+  local evals_path, evals_log = out .. "/evals.csv", nil
+  if image and main then
+    -- rows up to the resumed step; a resume at the last step measures it again
+    local keep = start == total and start - 1 or start
+    write_file(evals_path, start > 0 and kept_log(evals_path, keep, eval_every > 0 and eval_every or total, total,
+      evals_header) or evals_header .. "\n")
+    evals_log = assert(io.open(evals_path, "a"))
+  end
   local progress = Progress.new { total = cfg.steps, every = cfg.log_every, start = start, state = window }
   -- REPA's two losses, logged apart (parts.csv) for the alignment curve
   local parts = cfg.repa and Train.Parts.new(out .. "/parts.csv", start, cfg, parts_state) or nil
@@ -436,6 +467,21 @@ local function run(cfg, opts, dist)
     local shown = progress:update(step, loss)
     if parts then parts:update(step, res, shown ~= nil) end
     local elapsed = progress:elapsed()
+    -- image evals and grids before the save: the checkpoint holds the
+    -- sampling stream after them, so a resumed run samples as this one
+    if image and main then
+      if eval_every > 0 and step % eval_every == 0 and step < total then
+        off_the_clock(progress, function()
+          local res = Image.evaluate(cfg, make_model, ema.network, rngs, out)
+          evals_log:write(Train.eval_rows(step, res, elapsed))
+          evals_log:flush()
+          for _, e in ipairs(res) do print(("step %d:%s"):format(step, Image.line(e))) end
+        end)
+      end
+      if (cfg.grid_every or 0) > 0 and step % cfg.grid_every == 0 then
+        off_the_clock(progress, function() Image.step_grid(cfg, make_model, ema.network, rngs, out, step) end)
+      end
+    end
     -- save before logging: a logged checkpoint step is a saved one
     if step == cfg.steps or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0) then
       save(step, elapsed)
@@ -444,11 +490,7 @@ local function run(cfg, opts, dist)
       log:write(("%d,%.7g,%.7g,%.3f\n"):format(step, shown, lr, elapsed))
       log:flush()
     end
-    if image then
-      if (cfg.grid_every or 0) > 0 and step % cfg.grid_every == 0 then
-        Image.step_grid(cfg, make_model, ema.network, rngs, out, step)
-      end
-    elseif cfg.plot_every > 0 and step % cfg.plot_every == 0 then
+    if not image and cfg.plot_every > 0 and step % cfg.plot_every == 0 then
       Train.evaluate(cfg, make_model, ema.network, data, rngs, out,
         { evals = { cfg.evals[1] }, n = math.min(cfg.eval_n, 1000), dist = dist })
     end
@@ -465,6 +507,10 @@ local function run(cfg, opts, dist)
   local results, floor, grid
   if image then
     results = Image.evaluate(cfg, make_model, ema.network, rngs, out)
+    if evals_log then
+      evals_log:write(Train.eval_rows(cfg.steps, results, train_time))
+      evals_log:close()
+    end
     -- the final grid under its step's name too: written in the loop, else
     -- from the first eval's samples when they hold 10 a class, else drawn
     grid = ("%s/samples_%d.png"):format(out, cfg.steps)
@@ -495,6 +541,7 @@ local function run(cfg, opts, dist)
     out = out, time = train_time, final_loss = losses[#losses] and losses[#losses][2],
     results = results, floor = floor, checkpoint = ckpt, log = log_path, config = out .. "/config.lua",
     loss_picture = out .. "/loss.png", image = image, grid = grid, parts = parts and parts.path,
+    evals = evals_log and evals_path or nil,
   }
 end
 
@@ -532,7 +579,7 @@ function Train.summary(r)
     end
   end
   lines[#lines + 1] = "wrote:"
-  for _, k in ipairs { "config", "log", "parts", "checkpoint", "loss_picture", "grid" } do
+  for _, k in ipairs { "config", "log", "parts", "evals", "checkpoint", "loss_picture", "grid" } do
     if r[k] then lines[#lines + 1] = "  " .. r[k] end
   end
   for _, e in ipairs(r.results) do lines[#lines + 1] = "  " .. e.picture end

@@ -12,6 +12,9 @@ P.colors = {
   sample = { 31, 119, 180 }, reference = { 150, 150, 150 }, axis = { 40, 40, 40 },
   grid = { 232, 232, 232 }, text = { 20, 20, 20 }, curve = { 214, 39, 40 }, raw = { 240, 170, 170 },
 }
+-- the colours of the series of plot.lines, in order
+P.palette = { { 31, 119, 180 }, { 214, 39, 40 }, { 44, 160, 44 }, { 148, 103, 189 }, { 255, 127, 14 },
+  { 140, 86, 75 } }
 
 local function fail(fn, fmt, ...) error(("moonflow.plot.%s: " .. fmt):format(fn, ...), 3) end
 
@@ -69,6 +72,11 @@ local function frame(cv, rect, xr, yr, opts)
   if opts.ylabel then cv:text(4, y0 - 16 > 20 and y0 - 16 or 22, opts.ylabel, col.text) end
   return fx, fy
 end
+
+P.frame = frame -- (for plot/lines.lua)
+
+-- lines(path, series, opts): several named series on one axis (plot/lines.lua)
+function P.lines(path, series, opts) return require("moonflow.plot.lines").draw(P, path, series, opts) end
 
 -- host rows {x, y} of a {n, 2} tensor (or a nested Lua table)
 local function points(fn, x, what)
