@@ -200,9 +200,64 @@ describe("moonflow train under mpirun -np 2", function()
     assert.are_not.equal(0, code)
     assert.truthy(err:find("moonflow.train: a classifier run under mpirun (2 processes) is not data-parallel yet", 1,
       true), err)
-    _, err, code = mpirun(2, cli(("train %s/scripts/configs/fashion_sit.lua steps=1 out=%s_img"):format(P.root, base)))
-    assert.are_not.equal(0, code)
-    assert.truthy(err:find("moonflow.train: data.name=fashion_mnist under mpirun (2 processes)", 1, true), err)
-    assert.is_false(P.exists(base .. "_img/config.lua"))
+  end)
+
+  it("logs REPA's two losses (parts.csv) as one process does, written once", function()
+    local repa = P.root .. "/scripts/configs/two_moons_repa.lua log_every=2 eval_n=200 optimizer.warmup=100"
+    local _, err, code = P.run(ENV .. " lua5.4 " .. cli(("train %s steps=10 out=%s_repa1"):format(repa, base)))
+    assert.are.equal(0, code, err)
+    _, err, code = mpirun(2, cli(("train %s steps=10 out=%s_repa2"):format(repa, base)))
+    assert.are.equal(0, code, err)
+    local function parts(dir)
+      local rows = {}
+      for line in io.lines(dir .. "/parts.csv") do rows[#rows + 1] = line end
+      return rows
+    end
+    local a, b = parts(base .. "_repa1"), parts(base .. "_repa2")
+    assert.are.equal(6, #a) -- the header and steps 2, 4, .., 10
+    assert.are.equal(#a, #b)
+    assert.are.equal(a[1], b[1])
+    for i = 2, #a do
+      local x, y = {}, {}
+      for v in a[i]:gmatch("[^,]+") do x[#x + 1] = tonumber(v) end
+      for v in b[i]:gmatch("[^,]+") do y[#y + 1] = tonumber(v) end
+      assert.are.equal(x[1], y[1])
+      for k = 2, 3 do
+        assert.truthy(math.abs(x[k] - y[k]) <= 1e-5 * math.abs(x[k]), ("%s vs %s"):format(a[i], b[i]))
+      end
+    end
+  end)
+
+  it("trains an image config (shuffled epochs, flips, label dropout) as one process does, and resumes exactly",
+    function()
+    -- a DiT of 16 tokens on Fashion-MNIST; no encoder (no FD), 2-step evals
+    local path = base .. "_img.lua"
+    local f = assert(io.open(path, "w"))
+    f:write([[return { seed = 3, data = { name = "fashion_mnist", flip = true }, label_dropout = 0.25,
+      network = { kind = "DiT", patch_size = 7, hidden_size = 32, depth = 1, num_heads = 2, mlp_ratio = 2 },
+      interface = { kind = "SiT", train_time_dist_type = "logitnormal", t_shift_base = 784 },
+      optimizer = { lr = 1e-3, warmup = 100 }, batch = 16, log_every = 1, checkpoint_every = 4,
+      evals = { { sampler = "Euler", num_sampling_steps = 2 } }, eval_n = 20 }
+    ]])
+    f:close()
+    local _, err, code = P.run(ENV .. " lua5.4 " .. cli(("train %s steps=8 out=%s_img1"):format(path, base)))
+    assert.are.equal(0, code, err)
+    _, err, code = mpirun(2, cli(("train %s steps=8 out=%s_img2"):format(path, base)))
+    assert.are.equal(0, code, err)
+    local a, b = losses(base .. "_img1"), losses(base .. "_img2")
+    for s = 1, 8 do
+      local x, y = tonumber(a[s]), tonumber(b[s])
+      assert.truthy(x and y, "step " .. s)
+      -- 16 rows: float32 reduction order only (one wrong row moves the mean by ~1e-2)
+      assert.truthy(math.abs(x - y) <= 1e-5 * math.abs(x), ("step %d: %s vs %s"):format(s, a[s], b[s]))
+    end
+    assert.truthy(P.exists(base .. "_img2/samples_8.png"))
+    _, err, code = mpirun(2, cli(("train %s steps=4 out=%s_img3"):format(path, base)))
+    assert.are.equal(0, code, err)
+    _, err, code = mpirun(2, cli(("train %s steps=8 out=%s_img3 resume=%s_img3/checkpoint.safetensors")
+      :format(path, base, base)))
+    assert.are.equal(0, code, err)
+    local c = losses(base .. "_img3")
+    for s = 1, 8 do assert.are.equal(b[s], c[s], "step " .. s) end
   end)
 end)

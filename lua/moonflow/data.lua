@@ -111,7 +111,7 @@ local rev_cache = setmetatable({}, { __mode = "v" })
 function D.permutation(g, n)
   local M = 2
   while M < n do M = M * 2 end
-  local keys = g:randint({ n }, 0, INT_MAX)
+  local keys = g:randint({ n }, 0, INT_MAX, { rows = false }) -- whole, even in shard mode
   if M > n then keys = core.cat({ keys, core.full({ M - n }, INT_MAX, "i32") }, 1) end
   local idx = core.arange(M, 0, 1, "i32")
   local function halves(t, j) -- lo, hi views {M / 2j, 1, j}
@@ -152,7 +152,9 @@ Tensors.__name = "moonflow.data.Tensors"
 -- permutation, drawn on the device) starts when fewer than n rows are left.
 -- With a generator given, n rows drawn with replacement instead, leaving the
 -- epoch alone. Sources with flips mirror each drawn image left-right with
--- probability 1/2 (see flip_rows).
+-- probability 1/2 (see flip_rows). When the source's generator is in shard
+-- mode (rows first+1 .. first+n of global batches of `total`), the batch is
+-- those rows of the global batch, and the epoch advances by `total`.
 function Tensors:batch(n, g)
   check_n("batch", n)
   local N = self.size
@@ -160,10 +162,19 @@ function Tensors:batch(n, g)
   if g then
     idx = g:randint({ n }, 0, N)
   else
-    if n > N then fail("batch", "batch of %d from a dataset of %d rows (without replacement)", n, N) end
-    if not self.perm or self.pos + n > N then self:_new_epoch() end
-    idx = core.narrow(self.perm, 1, self.pos + 1, n)
-    self.pos = self.pos + n
+    local s = self.generator.sharding and self.generator:sharding()
+    local first, total = 0, n
+    if s then
+      if n ~= s.count then
+        fail("batch", "batch of %d while the generator draws rows %d..%d of %d (shard mode)", n, s.first + 1,
+          s.first + s.count, s.total)
+      end
+      first, total = s.first, s.total
+    end
+    if total > N then fail("batch", "batch of %d from a dataset of %d rows (without replacement)", total, N) end
+    if not self.perm or self.pos + total > N then self:_new_epoch() end
+    idx = core.narrow(self.perm, 1, self.pos + first + 1, n)
+    self.pos = self.pos + total
   end
   return A.no_grad(function()
     local x = self.x:index_select(1, idx)

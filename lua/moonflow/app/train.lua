@@ -284,12 +284,15 @@ Parts.__index = Parts
 Train.Parts = Parts
 local parts_header = "step,diffusion_loss,repa_loss"
 
-function Parts.new(path, start, cfg, st)
-  local self = setmetatable({ path = path, count = 0, every = cfg.log_every }, Parts)
+-- dist (under mpirun): the window sums are means over the ranks' shards (so
+-- every rank holds the checkpointed sums), and only rank 0 writes.
+function Parts.new(path, start, cfg, st, dist)
+  local self = setmetatable({ path = path, count = 0, every = cfg.log_every, dist = dist }, Parts)
   if st and math.type(st.count) == "integer" and st.count > 0 and mf.autograd.is_tensor(st.d)
       and mf.autograd.is_tensor(st.r) then
     self.d, self.r, self.count = st.d, st.r, st.count
   end
+  if dist and not dist.main then return self end
   write_file(path, start > 0 and Train.kept_log(path, start, cfg.log_every, cfg.steps, parts_header)
     or parts_header .. "\n")
   self.file = assert(io.open(path, "a"))
@@ -300,17 +303,21 @@ end
 -- writes its partial window and keeps it (a resume goes on with it)
 function Parts:update(step, res, shown)
   local d, r = res.diffusion_loss:mean():detach(), res.repa_loss:mean():detach()
+  if self.dist then -- equal shards: the batch's mean is the mean of the ranks' means
+    local D = require "moonflow.dist"
+    d, r = D.all_reduce(d:clone(), "mean"), D.all_reduce(r:clone(), "mean")
+  end
   self.d = self.d and self.d + d or d
   self.r = self.r and self.r + r or r
   self.count = self.count + 1
-  if not shown then return end
+  if not shown or not self.file then return end
   self.file:write(("%d,%.7g,%.7g\n"):format(step, self.d:item() / self.count, self.r:item() / self.count))
   self.file:flush()
   if step % self.every == 0 then self.d, self.r, self.count = nil, nil, 0 end
 end
 
 function Parts:state() return { d = self.d, r = self.r, count = self.count } end
-function Parts:close() self.file:close() end
+function Parts:close() if self.file then self.file:close() end end
 
 -- {{step, value}} of one column
 function Parts:read(column)
@@ -356,11 +363,8 @@ local function run(cfg, opts, dist)
   Train.absolute_paths(cfg)
   local out = cfg.out
   local image = Image.is_image(cfg)
-  if dist and image then
-    error(("moonflow.train: data.name=%s under mpirun (%d processes): data-parallel runs cover the 2-D "
-      .. "configs for now; run image configs in one process"):format(cfg.data.name, dist.size), 0)
-  end
-  if image then Image.ensure_encoder(cfg, opts) end
+  -- under mpirun a missing encoder is an error (every rank would train it)
+  if image then Image.ensure_encoder(cfg, not dist and opts or nil) end
   local rngs = mf.Rngs(cfg.seed)
   local data = Train.data_source(cfg, rngs)
   local dim = data.dim or 2
@@ -427,7 +431,7 @@ local function run(cfg, opts, dist)
   end
   local progress = Progress.new { total = cfg.steps, every = cfg.log_every, start = start, state = window }
   -- REPA's two losses, logged apart (parts.csv) for the alignment curve
-  local parts = cfg.repa and Train.Parts.new(out .. "/parts.csv", start, cfg, parts_state) or nil
+  local parts = cfg.repa and Train.Parts.new(out .. "/parts.csv", start, cfg, parts_state, dist) or nil
   local ckpt = out .. "/checkpoint.safetensors"
   local function save(step, elapsed)
     if not main then return end
@@ -505,7 +509,9 @@ local function run(cfg, opts, dist)
   end
   local train_time = progress:elapsed()
   local results, floor, grid
-  if image then
+  if image and not main then
+    results = {} -- rank 0 measures and draws; its sample stream is its own
+  elseif image then
     results = Image.evaluate(cfg, make_model, ema.network, rngs, out)
     if evals_log then
       evals_log:write(Train.eval_rows(cfg.steps, results, train_time))
@@ -526,7 +532,7 @@ local function run(cfg, opts, dist)
     floor = mf.metrics.energy_floor(data, cfg.eval_n)
   end
   local loss_opts = { title = "training loss", xlabel = "step", ylabel = "loss" }
-  if parts then
+  if parts and main then
     parts:close()
     mf.plot.curves(out .. "/loss.png", {
       { losses, { title = "training loss (diffusion + w repa)", xlabel = "step", ylabel = "loss" } },
