@@ -126,6 +126,26 @@ describe("shards of the training draws", function()
     end
   end)
 
+  it("a shuffled tensor source with flips and labels: its rows of each global batch, across epochs", function()
+    -- 20 rows of 1x2x3 images, label = row; global batch 12, so the second
+    -- batch starts a new epoch (a new device permutation) on every rank
+    local N = 20
+    local imgs = mf.arange(0, N * 6):reshape({ N, 1, 2, 3 })
+    local labels = mf.arange(0, N, 1, "i32")
+    local function source(rngs) return mf.data.tensors(imgs, { labels = labels, flip = true, rngs = rngs }) end
+    local whole = source(mf.Rngs(4))
+    local batches = {}
+    for i = 1, 3 do batches[i] = { whole:batch(B) } end
+    for r = 0, P - 1 do
+      local src = source(sharded_rngs(4, r * B // P, B // P, B))
+      for i = 1, 3 do
+        local x, y = src:batch(B // P)
+        same(x, rows(batches[i][1], r * B // P, (r + 1) * B // P), ("images, batch %d rank %d"):format(i, r))
+        same(y, rows(batches[i][2], r * B // P, (r + 1) * B // P), ("labels, batch %d rank %d"):format(i, r))
+      end
+    end
+  end)
+
   local x = mf.tensor {
     { 0.1, 0.2 }, { -0.3, 0.4 }, { 0.5, -0.6 }, { 0.7, 0.8 }, { -0.9, 1.0 }, { 1.1, 1.2 },
     { 1.3, -1.4 }, { 1.5, 1.6 }, { -1.7, 1.8 }, { 1.9, 2.0 }, { 2.1, -2.2 }, { 2.3, 2.4 },
