@@ -101,25 +101,11 @@ function Classifier.run(cfg, opts)
     window = Progress.check_state(ck.progress, opts.resume)
     if ck.data ~= nil then data:set_state(ck.data) end
   end
-  local lock = Train.take_folder(out)
-  local continues = opts.resume and Train.same_folder(opts.resume:match("^(.*)/[^/]*$") or ".", out)
-  if not continues and not opts.overwrite then
-    local earlier = Train.earlier_run(out)
-    if earlier then
-      lock:unlock()
-      error(("moonflow.train: %s holds an earlier run (%s); pass --overwrite to replace it, "
-        .. "resume=%s/checkpoint.safetensors to continue it, or choose another out="):format(out, earlier, out), 0)
-    end
-  end
-  if opts.started then opts.started(cfg) end
-  local write_file = mf.core.write_file
-  write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
+  local lock, log = Train.open_folder(cfg, opts, start, "step,loss,lr,time")
   local log_path, acc_path = out .. "/log.csv", out .. "/accuracy.csv"
-  local header = "step,loss,lr,time"
-  write_file(log_path, start > 0 and Train.kept_log(log_path, start, cfg.log_every, total) or header .. "\n")
-  write_file(acc_path, start > 0 and Train.kept_log(acc_path, start, cfg.eval_every, total, "step,test_accuracy")
-    or "step,test_accuracy\n")
-  local log, acc_log = assert(io.open(log_path, "a")), assert(io.open(acc_path, "a"))
+  mf.core.write_file(acc_path, start > 0 and Train.kept_log(acc_path, start, cfg.eval_every, total,
+    "step,test_accuracy") or "step,test_accuracy\n")
+  local acc_log = assert(io.open(acc_path, "a"))
   local progress = Progress.new { total = total, every = cfg.log_every, start = start, state = window }
   local ckpt = out .. "/checkpoint.safetensors"
   local accuracy

@@ -194,6 +194,31 @@ function Train.earlier_run(out)
   return #have > 0 and table.concat(have, ", ") or nil
 end
 
+-- Opens the run folder of cfg.out for a run starting at step `start`: takes
+-- it, refuses an earlier run there unless opts.overwrite or opts.resume
+-- continues this folder's own checkpoint, calls opts.started(cfg), writes
+-- config.lua and the log (its rows up to `start` kept; header given).
+-- Returns the lock and the log open for appending.
+function Train.open_folder(cfg, opts, start, header)
+  local out = cfg.out
+  local lock = Train.take_folder(out)
+  local continues = opts.resume and Train.same_folder(opts.resume:match("^(.*)/[^/]*$") or ".", out)
+  if not continues and not opts.overwrite then
+    local earlier = Train.earlier_run(out)
+    if earlier then
+      lock:unlock()
+      error(("moonflow.train: %s holds an earlier run (%s); pass --overwrite to replace it, "
+        .. "resume=%s/checkpoint.safetensors to continue it, or choose another out="):format(out, earlier, out), 0)
+    end
+  end
+  if opts.started then opts.started(cfg) end
+  write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
+  local log_path = out .. "/log.csv"
+  write_file(log_path, start > 0 and Train.kept_log(log_path, start, cfg.log_every, cfg.steps, header)
+    or header .. "\n")
+  return lock, assert(io.open(log_path, "a"))
+end
+
 -- Whether two folder names name the same folder, as far as their absolute
 -- spellings tell (".", "a/./b", "a//b" and trailing "/" are normalized).
 local function absolute(p)
@@ -403,23 +428,7 @@ local function run(cfg, opts, dist)
   end
   if dist then dist:broadcast_state({ net, opt_proj and trainer.projector }, { ema }, { opt, opt_proj }) end
   local lock, log_path, log = nil, out .. "/log.csv", nil
-  if main then
-    lock = Train.take_folder(out)
-    -- an earlier run is replaced only on request, or continued from its own checkpoint
-    local continues = opts.resume and Train.same_folder(opts.resume:match("^(.*)/[^/]*$") or ".", out)
-    if not continues and not opts.overwrite then
-      local earlier = Train.earlier_run(out)
-      if earlier then
-        lock:unlock()
-        error(("moonflow.train: %s holds an earlier run (%s); pass --overwrite to replace it, "
-          .. "resume=%s/checkpoint.safetensors to continue it, or choose another out="):format(out, earlier, out), 0)
-      end
-    end
-    if opts.started then opts.started(cfg) end
-    write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
-    write_file(log_path, start > 0 and kept_log(log_path, start, cfg.log_every, total) or "step,loss,lr,time\n")
-    log = assert(io.open(log_path, "a"))
-  end
+  if main then lock, log = Train.open_folder(cfg, opts, start, "step,loss,lr,time") end
   local eval_every = cfg.eval_every or 0
   local evals_path, evals_log = out .. "/evals.csv", nil
   if image and main then
