@@ -11,7 +11,8 @@
 --  1000: 2.868 / 85.0% (14:25) against 3.554 / 72.9% (10:00)
 --  1500: 2.495 / 87.2% (19:23) against 2.572 / 79.4% (15:19)
 --  2000: 2.151 / 86.7% (24:34) against 2.277 / 84.2% (19:16)
--- (floor 0.921). REPA converges faster per step, most at the start; a REPA
+--  2500: 2.207 / 86.5% (29:20) against 2.403 / 81.5% (23:29)
+-- (floor 0.921; final loss, diffusion + 0.5 alignment, -0.199). REPA converges faster per step, most at the start; a REPA
 -- step costs ~1.3 SiT steps here (the encoder's forward, the projector), so
 -- per second of training the two are about even. docs/repa_fashion.png.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
