@@ -6,12 +6,14 @@
 -- Size: one step of batch 64 ran at 1.7 steps/s on the 2-core CPU device
 -- lightly shared (0.5-0.6 steps/s with ~16 runnable threads), so 2500 steps
 -- take ~25 min plus ~2 min of evals on a quiet machine.
--- Measured (steps=600, seed 0, machine heavily shared): 20:52 of training,
--- final loss 0.307; 1000 samples (Heun 16 steps, guidance 2) in the features
--- of the 88.82% encoder: FD 13.444 (floor 0.987), class accuracy 42.3%.
--- Measured, as configured (2500 steps, seed 0): 17:01 of training (machine
--- shared with one other run), final loss 0.224, FD 1.999 (floor 0.987), class
--- accuracy 86.0%; samples_2500.png is docs/fashion_sit_grid.png.
+-- Measured, as configured (2500 steps, seed 0, 1000 samples, Heun 16 steps,
+-- guidance 2, the 90.02% encoder of fashion_encoder.lua; side by side with
+-- fashion_repa.lua on the 2-core machine): 23:29 of training (evals off the
+-- clock), final loss 0.224, FD 2.403 (floor 0.921), class accuracy 81.5%.
+-- evals.csv (FD / class accuracy): 500: 8.360 / 49.0%, 1000: 3.554 / 72.9%,
+-- 1500: 2.572 / 79.4%, 2000: 2.277 / 84.2%, 2500: 2.403 / 81.5% (the rise
+-- at 2500 is within the noise of 1000-sample FDs). samples_2500.png is
+-- docs/fashion_sit_grid.png.
 return {
   seed = 0,
   data = { name = "fashion_mnist", flip = false },
