@@ -15,9 +15,14 @@ row per class (samples_<sampler>.png, samples_<step>.png, every grid_every
 steps and at the end) and report the Fréchet distance in the features of the
 encoder named by `encoder`, its floor (test vs train) and the class accuracy
 of the samples; a missing encoder is trained first with
-scripts/configs/fashion_encoder.lua (out = its folder). REPA runs also write
-parts.csv and draw the alignment loss beside the diffusion loss.
-task=classifier configs train a ViT and write encoder.safetensors.
+scripts/configs/fashion_encoder.lua (out = its folder). With eval_every=N
+they also measure every N steps and append step,name,fd,floor,accuracy,seconds
+to evals.csv (and at the end). REPA runs also write parts.csv and draw the
+alignment loss beside the diffusion loss. task=classifier configs train a
+ViT and write encoder.safetensors and accuracy.csv; distill={...} configs
+distill a teacher checkpoint into a few-step student (DMD2).
+Under mpirun -np P the run is data-parallel (batch split into P shards, rank 0
+writes); classifier and distill runs are refused there.
 
 key=value overrides any field, nested with dots:
   steps=500 batch=256 optimizer.lr=2e-3 interface.train_time_dist_type=uniform
