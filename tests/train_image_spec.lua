@@ -91,6 +91,16 @@ describe("image training", function()
       .. "scripts/moonflow train scripts/configs/fashion_encoder.lua out=%s/nowhere"):format(dir, dir), 1, true), err)
   end)
 
+  it("does not train a missing encoder for a resumed run, whose figures it measured", function()
+    local cfg = sit_cfg(dir .. "/no_encoder_resume")
+    cfg.encoder = dir .. "/gone/encoder.safetensors"
+    local ok, err = pcall(Train.run, cfg, { resume = dir .. "/no_encoder_resume.safetensors", train_encoder = true })
+    assert.is_false(ok)
+    assert.truthy(err:find(("moonflow.train: encoder %s/gone/encoder.safetensors not found; the run resumed from "
+      .. "%s/no_encoder_resume.safetensors measured with it"):format(dir, dir), 1, true), err)
+    assert.is_nil(io.open(dir .. "/gone/config.lua"))
+  end)
+
   it("trains a few steps, writes grids of 10 rows, and a resume reproduces the losses", function()
     local full = Train.run(sit_cfg(dir .. "/full"))
     local l = losses(full.log)

@@ -95,6 +95,8 @@ end
 -- The encoder a config names (a path), trained first when missing and
 -- opts.train_encoder is set: it runs the encoder config (default
 -- scripts/configs/fashion_encoder.lua) with out = the encoder's folder.
+-- Never for a resumed run: its measures so far were taken by the encoder
+-- that is gone, and a new one would not continue them.
 function Image.ensure_encoder(cfg, opts)
   local path = cfg.encoder
   if path == nil then return nil end
@@ -104,6 +106,11 @@ function Image.ensure_encoder(cfg, opts)
   local root = os.getenv("MOONFLOW_ROOT") or "."
   local encoder_cfg = root .. "/scripts/configs/fashion_encoder.lua"
   local how = ("scripts/moonflow train scripts/configs/fashion_encoder.lua out=%s"):format(dir or ".")
+  if opts and opts.resume then
+    error(("moonflow.train: encoder %s not found; the run resumed from %s measured with it: put it back, "
+      .. "or name another with encoder=PATH (its figures will not continue the run's), or train one: %s")
+      :format(path, opts.resume, how), 0)
+  end
   if not (opts and opts.train_encoder) or name ~= "encoder.safetensors" then
     error(("moonflow.train: encoder %s not found; train it first: %s"):format(path, how), 0)
   end
