@@ -54,6 +54,18 @@ describe("image training", function()
     end
   end)
 
+  it("counts the sampling steps of every chunk as one progress", function()
+    local net = mf.nn.DiT { input_size = 8, patch_size = 4, in_channels = 1, hidden_size = 8, depth = 1,
+      num_heads = 2, num_classes = 10, rngs = mf.Rngs(0) }
+    local model = mf.interfaces.SiT { network = net }
+    local seen = {}
+    local x, labels = Image.sample({ sampler = "Euler", num_sampling_steps = 3 }, model, net, mf.Rngs(1), 5,
+      { chunk = 2, callback = function(info) seen[#seen + 1] = ("%d/%d"):format(info.i, info.steps) end })
+    assert.same({ 5, 1, 8, 8 }, x:shape())
+    assert.same({ 0, 1, 2, 3, 4 }, labels:totable())
+    assert.same({ "1/9", "2/9", "3/9", "4/9", "5/9", "6/9", "7/9", "8/9", "9/9" }, seen)
+  end)
+
   it("drops labels to the null class at the configured rate", function()
     local y = mf.zeros({ 4000 }, { dtype = "i32" }) + 3
     local d = Image.drop_labels(y:to("i32"), 0.25, mf.Generator(1), 10):totable()

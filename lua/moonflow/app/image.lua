@@ -191,7 +191,8 @@ local function sampler_of(ev)
 end
 
 -- n samples from model with labels cycling through the classes, in chunks
--- of `chunk` (memory), with the eval's guidance scale.
+-- of `chunk` (memory), with the eval's guidance scale. opts.callback sees
+-- the steps of all chunks as one count (info.i of info.steps).
 function Image.sample(ev, model, net, rngs, n, opts)
   opts = opts or {}
   local sampler = sampler_of(ev)
@@ -199,11 +200,17 @@ function Image.sample(ev, model, net, rngs, n, opts)
   local classes = net.num_classes
   local labels = classes and Image.cycle_labels(n, classes) or nil
   local chunk = opts.chunk or 500
+  local chunks = (n + chunk - 1) // chunk
   local parts = {}
   for i = 1, n, chunk do
     local k = math.min(chunk, n - i + 1)
     local noise = rngs.sample:normal({ k, shape[1], shape[2], shape[3] })
-    local so = { callback = opts.callback }
+    local so, cb, done = {}, opts.callback, #parts
+    if cb then
+      so.callback = function(info)
+        return cb(setmetatable({ i = done * info.steps + info.i, steps = chunks * info.steps }, { __index = info }))
+      end
+    end
     if labels then
       so.cond = { y = labels:narrow(1, i, k):contiguous() }
       if ev.guidance_scale and ev.guidance_scale ~= 1 then so.guidance_scale = ev.guidance_scale end
