@@ -118,4 +118,35 @@ function G.check(name, fn, specs, opts)
   return true
 end
 
+-- Every parameter tensor of a network (f64) in reverse mode: s_of() -> a
+-- scalar tensor; its gradient at the first, middle and last entry of each
+-- tensor in the flat buffer against central differences. -> entries checked
+function G.check_parameters(net, s_of, opts)
+  opts = opts or {}
+  local h = opts.h or 1e-6
+  local flat = net:flat_parameters()
+  net:zero_grad()
+  s_of():backward()
+  local base, grads = flat:totable(), net:flat_gradients():totable()
+  local function set(vals) mf.no_grad(function() flat:copy_(mf.tensor(vals, { dtype = flat:dtype() })) end) end
+  local checked = 0
+  for _, it in ipairs(net._layout) do
+    for _, j in ipairs { 0, it.numel // 2, it.numel - 1 } do
+      local i = it.offset + j + 1
+      local v = { table.unpack(base) }
+      v[i] = base[i] + h
+      set(v)
+      local sp = mf.no_grad(s_of):item()
+      v[i] = base[i] - h
+      set(v)
+      local sm = mf.no_grad(s_of):item()
+      H.close({ grads[i] }, { (sp - sm) / (2 * h) }, opts.rtol or 1e-6, opts.atol or 1e-8,
+        ("d/d %s[%d]"):format(it.name, j))
+      checked = checked + 1
+    end
+    set(base)
+  end
+  return checked
+end
+
 return G

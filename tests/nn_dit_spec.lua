@@ -24,10 +24,6 @@ local function perturb(net, seed)
   mf.no_grad(function() flat:copy_(mf.tensor(H.flatten(H.rand_table({ n }, seed, -0.6, 0.6)), { dtype = flat:dtype() })) end)
 end
 
-local function set_flat(flat, vals)
-  mf.no_grad(function() flat:copy_(mf.tensor(vals, { dtype = flat:dtype() })) end)
-end
-
 local function softmax_row(r)
   local m = -math.huge
   for _, v in ipairs(r) do m = math.max(m, v) end
@@ -225,29 +221,7 @@ describe("nn.DiT", function()
       local out, f = net(x, t, cond)
       return (out * w):sum() + (f[1] * wf):sum()
     end
-    net:zero_grad()
-    s_of():backward()
-    local flat, gflat = net:flat_parameters(), net:flat_gradients()
-    local base, grads = flat:tolist(), gflat:tolist()
-    local h = 1e-6
-    local checked = 0
-    for _, it in ipairs(net._layout) do
-      -- three entries of each parameter tensor: first, middle, last
-      for _, j in ipairs { 0, it.numel // 2, it.numel - 1 } do
-        local i = it.offset + j + 1
-        local v = { table.unpack(base) }
-        v[i] = base[i] + h
-        set_flat(flat, v)
-        local sp = mf.no_grad(s_of):item()
-        v[i] = base[i] - h
-        set_flat(flat, v)
-        local sm = mf.no_grad(s_of):item()
-        H.close({ grads[i] }, { (sp - sm) / (2 * h) }, 1e-6, 1e-8, ("d/d %s[%d]"):format(it.name, j))
-        checked = checked + 1
-      end
-      set_flat(flat, base)
-    end
-    assert.equal(3 * 35, checked)
+    assert.equal(3 * 35, G.check_parameters(net, s_of))
   end)
 
   it("vjp and jvp in x and t match central differences (f64)", function()

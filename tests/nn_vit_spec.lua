@@ -99,26 +99,7 @@ describe("nn.ViT", function()
       local logits, tokens = vit(x)
       return (logits * wl):sum() + (tokens * wt):sum()
     end
-    vit:zero_grad()
-    s_of():backward()
-    local base, grads = flat:totable(), vit:flat_gradients():totable()
-    local h, checked = 1e-6, 0
-    for _, it in ipairs(vit._layout) do
-      for _, j in ipairs { 0, it.numel // 2, it.numel - 1 } do
-        local i = it.offset + j + 1
-        local v = { table.unpack(base) }
-        v[i] = base[i] + h
-        set_flat(flat, v)
-        local sp = mf.no_grad(s_of):item()
-        v[i] = base[i] - h
-        set_flat(flat, v)
-        local sm = mf.no_grad(s_of):item()
-        H.close({ grads[i] }, { (sp - sm) / (2 * h) }, 1e-6, 1e-8, ("d/d %s[%d]"):format(it.name, j))
-        checked = checked + 1
-      end
-      set_flat(flat, base)
-    end
-    assert.equal(3 * 30, checked)
+    assert.equal(3 * 30, G.check_parameters(vit, s_of))
     -- in the input, both modes
     G.check("ViT logits(x)", function(xx) return (vit(xx)) end, { { { 2, 2, 4, 4 } } }, { h = 1e-7 })
     G.check("ViT features(x)", function(xx) return vit:features(xx) end, { { { 2, 2, 4, 4 } } }, { h = 1e-7 })

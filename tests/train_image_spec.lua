@@ -54,6 +54,18 @@ describe("image training", function()
     end
   end)
 
+  it("counts the sampling steps of every chunk as one progress", function()
+    local net = mf.nn.DiT { input_size = 8, patch_size = 4, in_channels = 1, hidden_size = 8, depth = 1,
+      num_heads = 2, num_classes = 10, rngs = mf.Rngs(0) }
+    local model = mf.interfaces.SiT { network = net }
+    local seen = {}
+    local x, labels = Image.sample({ sampler = "Euler", num_sampling_steps = 3 }, model, net, mf.Rngs(1), 5,
+      { chunk = 2, callback = function(info) seen[#seen + 1] = ("%d/%d"):format(info.i, info.steps) end })
+    assert.same({ 5, 1, 8, 8 }, x:shape())
+    assert.same({ 0, 1, 2, 3, 4 }, labels:totable())
+    assert.same({ "1/9", "2/9", "3/9", "4/9", "5/9", "6/9", "7/9", "8/9", "9/9" }, seen)
+  end)
+
   it("drops labels to the null class at the configured rate", function()
     local y = mf.zeros({ 4000 }, { dtype = "i32" }) + 3
     local d = Image.drop_labels(y:to("i32"), 0.25, mf.Generator(1), 10):totable()
@@ -89,6 +101,16 @@ describe("image training", function()
     assert.is_false(ok)
     assert.truthy(err:find(("moonflow.train: encoder %s/nowhere/encoder.safetensors not found; train it first: "
       .. "scripts/moonflow train scripts/configs/fashion_encoder.lua out=%s/nowhere"):format(dir, dir), 1, true), err)
+  end)
+
+  it("does not train a missing encoder for a resumed run, whose figures it measured", function()
+    local cfg = sit_cfg(dir .. "/no_encoder_resume")
+    cfg.encoder = dir .. "/gone/encoder.safetensors"
+    local ok, err = pcall(Train.run, cfg, { resume = dir .. "/no_encoder_resume.safetensors", train_encoder = true })
+    assert.is_false(ok)
+    assert.truthy(err:find(("moonflow.train: encoder %s/gone/encoder.safetensors not found; the run resumed from "
+      .. "%s/no_encoder_resume.safetensors measured with it"):format(dir, dir), 1, true), err)
+    assert.is_nil(io.open(dir .. "/gone/config.lua"))
   end)
 
   it("trains a few steps, writes grids of 10 rows, and a resume reproduces the losses", function()

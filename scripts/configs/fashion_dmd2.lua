@@ -7,15 +7,11 @@
 -- the distribution the teacher draws at guidance 2 (the real score is the
 -- guided one), from the real batches' labels.
 -- A 1-step student: scripts/moonflow train THIS 'distill.student_t_list={1.0}' out=runs/fashion_dmd2_1step
--- Size: one step (batch 32, 5 fake-score updates, backward simulation through
--- 3 rungs) took 10.6 s on the 2-core CPU device shared with two other runs
--- (this run ~80% of a core; steps=20 against a fashion_sit-sized teacher):
--- 300 steps ~53 min there, roughly a third of that on a quiet machine
--- (fashion_sit ran ~3x faster quiet than shared). The evals add ~3.5 min
--- (measured the same way: the teacher's Heun 16 steps with guidance on 1000
--- samples 186 s; the student's 1000 at 1 and at 4 steps with their FD 29 s).
--- Quality is not measured yet: no trained fashion_sit teacher was at hand;
--- the learning rates are a first guess.
+-- Measured (seed 0, 1000 samples a set, the 90.02% encoder, floor 0.921):
+-- 35:15 of training (the first 160 steps beside another run on the 2 cores,
+-- then ~5.5 s a step alone); teacher (Heun 16, guidance 2) FD 2.146, class
+-- accuracy 83.1%, 75.0 s to sample; 1-step student FD 8.682 (4.05x the
+-- teacher's), 76.9%, 1.37 s; 4-step student FD 3.074 (1.43x), 84.3%, 5.80 s.
 return {
   seed = 0,
   distill = {

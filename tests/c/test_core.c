@@ -9,18 +9,7 @@
 #include "runtime.h"
 #include "tensor.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                              \
-  do {                                                \
-    if (cond) passed++;                               \
-    else {                                            \
-      failed++;                                       \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);     \
-      printf(__VA_ARGS__);                            \
-      printf("\n");                                   \
-    }                                                 \
-  } while (0)
+#include "check.h"
 
 static int close_to(double a, double e, double rtol) { return fabs(a - e) <= rtol * fabs(e) + 1e-7; }
 
@@ -153,6 +142,5 @@ int main(void) {
   test_unary();
   test_errors();
   mf_finish();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_summary();
 }

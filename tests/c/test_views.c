@@ -7,18 +7,7 @@
 #include "mf.h"
 #include "tensor.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (cond) passed++;                           \
-    else {                                        \
-      failed++;                                   \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      printf(__VA_ARGS__);                        \
-      printf("\n");                               \
-    }                                             \
-  } while (0)
+#include "check.h"
 
 #define N(...) ((int64_t[]){__VA_ARGS__})
 
@@ -89,6 +78,5 @@ static void test_views(void) {
 int main(void) {
   test_shape_numel();
   test_views();
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_summary();
 }

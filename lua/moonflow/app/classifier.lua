@@ -26,17 +26,7 @@ Classifier.defaults = {
   checkpoint_every = 500,
 }
 
-function Classifier.complete(cfg)
-  local c = Config.copy(cfg)
-  for k, v in pairs(Classifier.defaults) do
-    if c[k] == nil then
-      c[k] = Config.copy(v)
-    elseif type(v) == "table" and type(c[k]) == "table" and #v == 0 then
-      for kk, vv in pairs(v) do if c[k][kk] == nil then c[k][kk] = Config.copy(vv) end end
-    end
-  end
-  return c
-end
+function Classifier.complete(cfg) return Config.fill(Config.copy(cfg), Classifier.defaults) end
 
 function Classifier.build(cfg, rngs)
   local n = Config.copy(cfg.network)

@@ -126,6 +126,19 @@ function Config.copy(v)
   return c
 end
 
+-- Fills c's missing keys from defaults (copies), in place, and one level
+-- into record tables both have (a list default, #v > 0, is taken whole or not).
+function Config.fill(c, defaults)
+  for k, v in pairs(defaults) do
+    if c[k] == nil then
+      c[k] = Config.copy(v)
+    elseif type(v) == "table" and type(c[k]) == "table" and #v == 0 then
+      for kk, vv in pairs(v) do if c[k][kk] == nil then c[k][kk] = Config.copy(vv) end end
+    end
+  end
+  return c
+end
+
 ------------------------------------------------------------------ checking
 -- The schema of a completed training config. Every value is checked (type,
 -- range, known keys) before anything is built, so a bad override or a

@@ -151,12 +151,7 @@ function Distill.complete(cfg)
   if type(c.ema) == "table" and c.ema.decay == nil then c.ema.decay = defaults.ema.decay end
   local d = c.distill
   if type(d) ~= "table" then bad("distill", "must be a table, got %s", type(d)) end
-  for k, v in pairs(distill_defaults) do
-    if d[k] == nil then d[k] = Config.copy(v)
-    elseif type(v) == "table" and type(d[k]) == "table" and #v == 0 then
-      for kk, vv in pairs(v) do if d[k][kk] == nil then d[k][kk] = Config.copy(vv) end end
-    end
-  end
+  Config.fill(d, distill_defaults)
   return c
 end
 

@@ -95,6 +95,8 @@ end
 -- The encoder a config names (a path), trained first when missing and
 -- opts.train_encoder is set: it runs the encoder config (default
 -- scripts/configs/fashion_encoder.lua) with out = the encoder's folder.
+-- Never for a resumed run: its measures so far were taken by the encoder
+-- that is gone, and a new one would not continue them.
 function Image.ensure_encoder(cfg, opts)
   local path = cfg.encoder
   if path == nil then return nil end
@@ -104,6 +106,11 @@ function Image.ensure_encoder(cfg, opts)
   local root = os.getenv("MOONFLOW_ROOT") or "."
   local encoder_cfg = root .. "/scripts/configs/fashion_encoder.lua"
   local how = ("scripts/moonflow train scripts/configs/fashion_encoder.lua out=%s"):format(dir or ".")
+  if opts and opts.resume then
+    error(("moonflow.train: encoder %s not found; the run resumed from %s measured with it: put it back, "
+      .. "or name another with encoder=PATH (its figures will not continue the run's), or train one: %s")
+      :format(path, opts.resume, how), 0)
+  end
   if not (opts and opts.train_encoder) or name ~= "encoder.safetensors" then
     error(("moonflow.train: encoder %s not found; train it first: %s"):format(path, how), 0)
   end
@@ -184,7 +191,8 @@ local function sampler_of(ev)
 end
 
 -- n samples from model with labels cycling through the classes, in chunks
--- of `chunk` (memory), with the eval's guidance scale.
+-- of `chunk` (memory), with the eval's guidance scale. opts.callback sees
+-- the steps of all chunks as one count (info.i of info.steps).
 function Image.sample(ev, model, net, rngs, n, opts)
   opts = opts or {}
   local sampler = sampler_of(ev)
@@ -192,11 +200,17 @@ function Image.sample(ev, model, net, rngs, n, opts)
   local classes = net.num_classes
   local labels = classes and Image.cycle_labels(n, classes) or nil
   local chunk = opts.chunk or 500
+  local chunks = (n + chunk - 1) // chunk
   local parts = {}
   for i = 1, n, chunk do
     local k = math.min(chunk, n - i + 1)
     local noise = rngs.sample:normal({ k, shape[1], shape[2], shape[3] })
-    local so = { callback = opts.callback }
+    local so, cb, done = {}, opts.callback, #parts
+    if cb then
+      so.callback = function(info)
+        return cb(setmetatable({ i = done * info.steps + info.i, steps = chunks * info.steps }, { __index = info }))
+      end
+    end
     if labels then
       so.cond = { y = labels:narrow(1, i, k):contiguous() }
       if ev.guidance_scale and ev.guidance_scale ~= 1 then so.guidance_scale = ev.guidance_scale end

@@ -101,6 +101,25 @@ local function eval_for(cfg, sampler)
 end
 
 -- The samples beside the picture: X.png -> X.safetensors and X.npy.
+-- the checkpoint's EMA weights into net (its raw weights with --raw or without an EMA)
+local function load_weights(net, ck, cfg, o)
+  if o.raw or not ck.ema then
+    net:load_state_dict(ck.model)
+  else
+    local ema = mf.optim.EMA(net, { decay = cfg.ema.decay })
+    ema:load_state_dict(ck.ema)
+    ema:copy_to(net)
+  end
+end
+
+-- the command line's sampler steps into ev and its name; -> sample count, checkpoint folder
+local function name_eval(ev, o, cfg)
+  ev.sampler = ev.sampler or "Euler"
+  if o.steps then ev.num_sampling_steps = o.steps end
+  ev.name = ("%s_%dsteps"):format(ev.sampler:lower(), ev.num_sampling_steps or 50)
+  return o.n or cfg.eval_n, o.ckpt:match("^(.*)/[^/]*$") or "."
+end
+
 local function save(x, picture, meta)
   local stem = picture:gsub("%.png$", "")
   local st, npy = stem .. ".safetensors", stem .. ".npy"
@@ -135,18 +154,8 @@ function S.run_image(o, ck, cfg)
   local rngs = mf.Rngs(seed)
   check_weights(cfg, nil, ck, o.ckpt)
   local net, _, make_model = Train.build(cfg, rngs)
-  if o.raw or not ck.ema then
-    net:load_state_dict(ck.model)
-  else
-    local ema = mf.optim.EMA(net, { decay = cfg.ema.decay })
-    ema:load_state_dict(ck.ema)
-    ema:copy_to(net)
-  end
-  ev.sampler = ev.sampler or "Euler"
-  if o.steps then ev.num_sampling_steps = o.steps end
-  local n = o.n or cfg.eval_n
-  local dir = o.ckpt:match("^(.*)/[^/]*$") or "."
-  ev.name = ("%s_%dsteps"):format(ev.sampler:lower(), ev.num_sampling_steps or 50)
+  load_weights(net, ck, cfg, o)
+  local n, dir = name_eval(ev, o, cfg)
   if ev.guidance_scale and ev.guidance_scale ~= 1 then ev.name = ev.name .. ("_cfg%g"):format(ev.guidance_scale) end
   ev.picture = o.out or (dir .. "/samples.png")
   if cfg.encoder then
@@ -262,20 +271,9 @@ function S.run(o)
     error(("moonflow.sample: %s: the data has dimension %d, the network %d"):format(o.ckpt, d.dim or 2, dim), 0)
   end
   local net, _, make_model = Train.build(cfg, rngs, dim)
-  if o.raw or not ck.ema then
-    net:load_state_dict(ck.model)
-  else
-    local ema = mf.optim.EMA(net, { decay = cfg.ema.decay })
-    ema:load_state_dict(ck.ema)
-    ema:copy_to(net)
-  end
-  ev.sampler = ev.sampler or "Euler"
-  if o.steps then ev.num_sampling_steps = o.steps end
-  local n = o.n or cfg.eval_n
-  local dir = o.ckpt:match("^(.*)/[^/]*$") or "."
-  local out = o.out or (dir .. "/samples.png")
-  ev.name = ("%s_%dsteps"):format(ev.sampler:lower(), ev.num_sampling_steps or 50)
-  ev.picture = out
+  load_weights(net, ck, cfg, o)
+  local n, dir = name_eval(ev, o, cfg)
+  ev.picture = o.out or (dir .. "/samples.png")
   make_model = S.model_for(cfg, ev, make_model)
   local ticker = Progress.ticker { label = ev.name }
   local r = Train.evaluate(cfg, make_model, net, d, rngs, nil, { evals = { ev }, n = n, callback = ticker })[1]

@@ -28,17 +28,7 @@ local defaults = {
 }
 
 -- cfg with defaults filled in (nested one level)
-function Train.complete(cfg)
-  local c = Config.copy(cfg)
-  for k, v in pairs(defaults) do
-    if c[k] == nil then
-      c[k] = Config.copy(v)
-    elseif type(v) == "table" and type(c[k]) == "table" and #v == 0 then
-      for kk, vv in pairs(v) do if c[k][kk] == nil then c[k][kk] = Config.copy(vv) end end
-    end
-  end
-  return c
-end
+function Train.complete(cfg) return Config.fill(Config.copy(cfg), defaults) end
 
 ------------------------------------------------------------------ building
 function Train.data_source(cfg, rngs)

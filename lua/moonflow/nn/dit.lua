@@ -46,6 +46,14 @@ local function xavier(lin, opts)
   return lin
 end
 
+-- a Linear of the transformer: DiT's xavier init, or the Linear default
+-- (PyTorch's) when opts.linear_init == "default", as the ViT encoder has it
+local function linear(i, o, opts, extra)
+  local lin = L.Linear(i, o, lin_opts(opts, extra))
+  if opts.linear_init == "default" then return lin end
+  return xavier(lin, opts)
+end
+
 ---------------------------------------------------------- MultiHeadAttention
 local MHA = Module:extend("MultiHeadAttention")
 D.MultiHeadAttention = MHA
@@ -59,8 +67,8 @@ function MHA.new(opts)
   end
   local m = Module.create(MHA)
   m.dim, m.num_heads, m.head_dim = dim, heads, dim // heads
-  m:add_module("qkv", xavier(L.Linear(dim, 3 * dim, lin_opts(opts, { bias = opts.qkv_bias ~= false })), opts))
-  m:add_module("proj", xavier(L.Linear(dim, dim, lin_opts(opts)), opts))
+  m:add_module("qkv", linear(dim, 3 * dim, opts, { bias = opts.qkv_bias ~= false }))
+  m:add_module("proj", linear(dim, dim, opts))
   return m
 end
 -- x {B, N, dim} -> {B, N, dim}
@@ -86,12 +94,13 @@ end
 function MHA:extra_repr() return ("dim=%d, num_heads=%d"):format(self.dim, self.num_heads) end
 
 -------------------------------------------------------------------- DiTBlock
--- timm's Mlp: fc1, GELU (tanh), fc2
+-- timm's Mlp: fc1, GELU (tanh), fc2 (+ r, the residual, added in fc2's kernel)
 local Mlp = Module:extend("Mlp")
+D.Mlp = Mlp
 function Mlp.new(hidden, inner, opts)
   local m = Module.create(Mlp)
-  m:add_module("fc1", xavier(L.Linear(hidden, inner, lin_opts(opts)), opts))
-  m:add_module("fc2", xavier(L.Linear(inner, hidden, lin_opts(opts)), opts))
+  m:add_module("fc1", linear(hidden, inner, opts))
+  m:add_module("fc2", linear(inner, hidden, opts))
   return m
 end
 function Mlp:forward(x, r) return self.fc2(self.fc1(x, "gelu_tanh"), nil, r) end
@@ -140,9 +149,10 @@ function Block:extra_repr() return ("hidden_size=%d, num_heads=%d"):format(self.
 
 ----------------------------------------------------------- DiT's embedders
 local PatchEmbed = Module:extend("PatchEmbed")
+D.PatchEmbed = PatchEmbed
 function PatchEmbed.new(in_feat, hidden, opts)
   local m = Module.create(PatchEmbed)
-  m:add_module("proj", xavier(L.Linear(in_feat, hidden, lin_opts(opts)), opts))
+  m:add_module("proj", linear(in_feat, hidden, opts))
   return m
 end
 function PatchEmbed:forward(tokens) return self.proj(tokens) end
@@ -243,12 +253,14 @@ function DiT.new(opts)
   return m
 end
 
--- the fixed position embedding {N, hidden} in the network's dtype
-function DiT:pos_embed()
+-- the fixed position embedding {N, hidden} in the network's dtype (a method
+-- of every network with hidden_size, grid and _pos: DiT, ViT)
+function D.pos_embed(self)
   local dt = self:dtype()
   if core.dtype(self._pos) ~= dt then rawset(self, "_pos", F.pos_embed_2d(self.hidden_size, self.grid, self.grid, dt)) end
   return self._pos
 end
+DiT.pos_embed = D.pos_embed
 
 local function per_sample(v, B, dt, what)
   if type(v) == "number" then return core.full({ B }, v, dt) end

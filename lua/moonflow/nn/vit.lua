@@ -1,5 +1,5 @@
 -- ViT (Dosovitskiy et al. 2021) as an image encoder / classifier, built from
--- the DiT's pieces (nn/dit.lua's MultiHeadAttention, F.patchify,
+-- the DiT's pieces (nn/dit.lua's MultiHeadAttention, Mlp, PatchEmbed and
 -- F.pos_embed_2d) with timm's parameter names:
 --   tokens = patch_embed.proj(patchify(x)) + pos (fixed 2-D sin-cos)
 --   block:  x = x + attn(norm1(x)); x = x + mlp(norm2(x))   (pre-LN, affine,
@@ -13,7 +13,8 @@ local A = require "moonflow.autograd"
 local Module = require "moonflow.nn.module"
 local L = require "moonflow.nn.layers"
 local F = require "moonflow.nn.functional"
-local MHA = require("moonflow.nn.dit").MultiHeadAttention
+local dit = require "moonflow.nn.dit"
+local MHA = dit.MultiHeadAttention
 
 local V = {}
 
@@ -29,23 +30,10 @@ local function lin(i, o, opts)
   return L.Linear(i, o, { rngs = opts.rngs, generator = opts.generator, dtype = opts.dtype })
 end
 
--- timm's Mlp: fc1, GELU (tanh), fc2 (the activation fused into fc1's kernel)
-local Mlp = Module:extend("ViTMlp")
-function Mlp.new(hidden, inner, opts)
-  local m = Module.create(Mlp)
-  m:add_module("fc1", lin(hidden, inner, opts))
-  m:add_module("fc2", lin(inner, hidden, opts))
-  return m
+-- the DiT's Mlp and PatchEmbed with the Linear default init (timm's names)
+local function dit_opts(opts)
+  return { rngs = opts.rngs, generator = opts.generator, dtype = opts.dtype, linear_init = "default" }
 end
-function Mlp:forward(x, r) return self.fc2(self.fc1(x, "gelu_tanh"), nil, r) end
-
-local PatchEmbed = Module:extend("PatchEmbed")
-function PatchEmbed.new(in_feat, hidden, opts)
-  local m = Module.create(PatchEmbed)
-  m:add_module("proj", lin(in_feat, hidden, opts))
-  return m
-end
-function PatchEmbed:forward(tokens) return self.proj(tokens) end
 
 local Block = Module:extend("ViTBlock")
 V.ViTBlock = Block
@@ -57,7 +45,7 @@ function Block.new(opts)
   m:add_module("attn", MHA { dim = H, num_heads = opts.num_heads, qkv_bias = true, rngs = opts.rngs,
     generator = opts.generator, dtype = opts.dtype })
   m:add_module("norm2", L.LayerNorm(H, ln))
-  m:add_module("mlp", Mlp(H, math.floor(H * opts.mlp_ratio), opts))
+  m:add_module("mlp", dit.Mlp(H, math.floor(H * opts.mlp_ratio), dit_opts(opts)))
   return m
 end
 -- x {B, N, H}: the residual of the MLP rides in fc2's fused kernel
@@ -94,7 +82,7 @@ function ViT.new(opts)
   m.grid = S // p
   m.num_tokens = m.grid * m.grid
   local po = { rngs = opts.rngs, generator = opts.generator, dtype = opts.dtype }
-  m:add_module("patch_embed", PatchEmbed(p * p * opts.in_channels, H, po))
+  m:add_module("patch_embed", dit.PatchEmbed(p * p * opts.in_channels, H, dit_opts(opts)))
   local blocks = {}
   for k = 1, m.depth do
     blocks[k] = Block { hidden_size = H, num_heads = opts.num_heads, mlp_ratio = ratio, rngs = opts.rngs,
@@ -115,11 +103,7 @@ function ViT:config()
   return c
 end
 
-function ViT:pos_embed()
-  local dt = self:dtype()
-  if core.dtype(self._pos) ~= dt then rawset(self, "_pos", F.pos_embed_2d(self.hidden_size, self.grid, self.grid, dt)) end
-  return self._pos
-end
+ViT.pos_embed = dit.pos_embed
 
 -- x {B, C, S, S} -> tokens {B, N, hidden} after the final norm
 function ViT:tokens(x)

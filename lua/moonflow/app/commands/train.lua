@@ -15,7 +15,8 @@ row per class (samples_<sampler>.png, samples_<step>.png, every grid_every
 steps and at the end) and report the Fréchet distance in the features of the
 encoder named by `encoder`, its floor (test vs train) and the class accuracy
 of the samples; a missing encoder is trained first with
-scripts/configs/fashion_encoder.lua (out = its folder). With eval_every=N
+scripts/configs/fashion_encoder.lua (out = its folder), except on resume=
+(the run's figures came from the encoder that is gone). With eval_every=N
 they also measure every N steps and append step,name,fd,floor,accuracy,seconds
 to evals.csv (and at the end). REPA runs also write parts.csv and draw the
 alignment loss beside the diffusion loss. task=classifier configs train a
