@@ -22,7 +22,9 @@ local nn = {
 }
 for k, v in pairs(L) do nn[k] = v end
 nn.VelocityMLP = require "moonflow.nn.velocity_mlp"
-for k, v in pairs(require "moonflow.nn.dit") do nn[k] = v end
+-- the DiT's public modules (its Mlp, PatchEmbed and pos_embed serve nn/vit.lua only)
+local dit = require "moonflow.nn.dit"
+for _, k in ipairs { "MultiHeadAttention", "DiTBlock", "DiT" } do nn[k] = dit[k] end
 nn.ViT = require("moonflow.nn.vit").ViT
 nn.F = nn.functional
 return nn
