@@ -100,7 +100,6 @@ local function eval_for(cfg, sampler)
   return ev
 end
 
--- The samples beside the picture: X.png -> X.safetensors and X.npy.
 -- the checkpoint's EMA weights into net (its raw weights with --raw or without an EMA)
 local function load_weights(net, ck, cfg, o)
   if o.raw or not ck.ema then
@@ -120,6 +119,7 @@ local function name_eval(ev, o, cfg)
   return o.n or cfg.eval_n, o.ckpt:match("^(.*)/[^/]*$") or "."
 end
 
+-- The samples beside the picture: X.png -> X.safetensors and X.npy.
 local function save(x, picture, meta)
   local stem = picture:gsub("%.png$", "")
   local st, npy = stem .. ".safetensors", stem .. ".npy"
