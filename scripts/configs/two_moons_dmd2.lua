@@ -1,8 +1,9 @@
 -- DMD2 distillation of the two_moons_sit teacher (its EMA weights) into a
 -- 1-step student; the teacher is trained first when its checkpoint is
 -- missing. Student and fake score start as copies of the teacher. Measured
--- (PoCL CPU, 7.5 min under load): the 1-step student at 1.69x the energy-distance
--- floor beside the 50-step teacher at 1.15x, sampling 0.08 s against 2.7 s.
+-- from a fresh clone (PoCL CPU, quiet, teacher from the main job): 1:21 of
+-- distillation; the 1-step student at 1.76x the energy-distance floor beside
+-- the 50-step teacher at 1.15x, sampling 2000 points in 0.017 s against 0.60 s.
 -- A 4-step student (about 9 min): scripts/moonflow train THIS 'distill.student_t_list={1.0,0.75,0.5,0.25}'
 --   distill.fake.init=scratch distill.fake.per_rung=true distill.student_optimizer.lr=2e-4 steps=1000
 --   out=runs/two_moons_dmd2_4step
