@@ -10,6 +10,18 @@
 #include "ops.h"
 #include "runtime.h"
 
+static int clblast_used; /* CLBlast holds compiled programs for our context */
+
+/* CLBlast keeps its compiled programs in static caches that its destructors
+   release during exit(), after the OpenCL runtime's thread-local state may
+   already be gone (oclgrind's is: a use after free at exit). Releasing them
+   while the runtime is alive, when the Lua state closes, avoids that. */
+void mf_blas_release(void) {
+  if (!clblast_used) return;
+  CLBlastClearCache();
+  clblast_used = 0;
+}
+
 /* Layout of the last two dims of t: 0 row-major, 1 transposed, -1 neither.
    *ld receives the leading dimension. */
 static int layout(const mf_tensor *t, size_t *ld) {
@@ -92,6 +104,7 @@ int mf_matmul(mf_tensor *out, const mf_tensor *a, const mf_tensor *b) {
   CLBlastTranspose TB = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
   CLBlastStatusCode s;
   cl_command_queue q = r->queue;
+  clblast_used = 1;
   if (a->dtype == MF_F32) {
     if (batch == 1)
       s = CLBlastSgemm(CLBlastLayoutRowMajor, TA, TB, (size_t)m, (size_t)n, (size_t)k, 1.0f, A.st->buf,

@@ -12,6 +12,8 @@
 /* 2-D [m,k]x[k,n] or batched 3-D [b,m,k]x[b,k,n]; transposed views are passed
    to CLBlast as flags (src/blas.c). */
 int mf_matmul(mf_tensor *out, const mf_tensor *a, const mf_tensor *b);
+/* releases CLBlast's cached programs (when the state closes; CLBlast rebuilds them on use) */
+void mf_blas_release(void);
 
 /* src/ops_index.c */
 int mf_cat(mf_tensor *out, const mf_tensor *const *ts, int n, int dim);

@@ -173,10 +173,14 @@ static int t_newindex(lua_State *L) {
 }
 
 /* Waits for the queue when the state closes: pending writes end in a
-   callback inside this library, which must not run after Lua unloads it. */
+   callback inside this library, which must not run after Lua unloads it.
+   Then CLBlast's programs go while the OpenCL runtime is still whole. */
 static int finish_at_close(lua_State *L) {
   (void)L;
-  if (mf_rt_started()) mf_finish();
+  if (mf_rt_started()) {
+    mf_finish();
+    mf_blas_release();
+  }
   return 0;
 }
 
