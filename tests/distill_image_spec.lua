@@ -115,6 +115,31 @@ describe("DMD2 distillation of an image teacher", function()
     assert.are.same(bf.ema.network:flat_parameters():totable(), bh.ema.network:flat_parameters():totable())
   end)
 
+  it("trains a missing image teacher from its config first (with its encoder), then distills it", function()
+    assert.truthy(enc, "needs the first test's encoder")
+    -- the teacher config of teacher(), as a file, its checkpoint not yet there
+    local c = Config.load(root .. "/scripts/configs/fashion_sit.lua")
+    for _, a in ipairs { "network.hidden_size=32", "network.depth=2", "network.num_heads=2", "batch=8", "steps=2",
+      "log_every=1", "checkpoint_every=0", "eval_n=20", "evals.1.num_sampling_steps=2", "grid_every=0" } do
+      Config.override(c, a)
+    end
+    c.encoder = enc
+    local f = assert(io.open(dir .. "/teacher_cfg.lua", "w"))
+    f:write("return " .. Config.render(c) .. "\n")
+    f:close()
+    local tmissing = dir .. "/teacher_missing/checkpoint.safetensors"
+    local cfg = student_cfg(tmissing, dir .. "/from_missing", 2)
+    cfg.distill.teacher_config = dir .. "/teacher_cfg.lua"
+    local said = {}
+    local r = Train.run(cfg, { train_encoder = true, log = function(s) said[#said + 1] = s end })
+    assert.truthy(io.open(tmissing), "the teacher's checkpoint was written")
+    assert.truthy(table.concat(said, "\n"):find("the teacher checkpoint " .. tmissing .. " is missing: training it first",
+      1, true), table.concat(said, "\n"))
+    local names = {}
+    for i, e in ipairs(r.results) do names[i] = e.name end
+    assert.are.same({ "teacher_heun_2steps_cfg2", "student_1step", "student_2steps" }, names)
+  end)
+
   it("moonflow sample draws the student at 1 and 2 steps with FD, floor and class accuracy of its samples", function()
     assert.truthy(tpath, "needs the first test's teacher")
     local P = require "app_proc"
