@@ -28,27 +28,43 @@ local packed = O.packed
 local function mT(x) return C.permute(x, { 1, 3, 2 }) end
 local function flat3(x, s) return C.reshape(packed(x), { s[1] * s[2], s[3], s[4] }) end
 
--- the flash-style kernels (cl/attention.cl) on {B h, rows, cols} blocks
-local function tiled_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
-  local q3, k3, v3 = flat3(q, qs_), flat3(k, ks_), flat3(v, vs_)
-  local o, lse = C.nn_attn_fwd(q3, k3, v3, scale)
-  ctx.tiled, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale = true, q3, k3, v3, o, lse, scale
+-- The kernel paths (tiled, host) work on {B h, rows, cols} blocks: ctx keeps
+-- the packed blocks, the scale and the 4-D shapes to reshape results back.
+local function to_blocks(ctx, q, k, v, scale, qs_, ks_, vs_)
+  ctx.q3, ctx.k3, ctx.v3, ctx.scale = flat3(q, qs_), flat3(k, ks_), flat3(v, vs_), scale
   ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
-  return C.reshape(o, { qs_[1], qs_[2], qs_[3], vs_[4] })
+end
+-- the output's shape {B, h, N, e}
+local function out_shape(ctx)
+  local s = ctx.qshape
+  return { s[1], s[2], s[3], ctx.vshape[4] }
+end
+-- the cotangent g {B, h, N, e} as a block {B h, N, e}
+local function g_block(ctx, g)
+  local s = ctx.qshape
+  return C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
+end
+-- the blocks' dq, dk, dv in the shapes of q, k, v
+local function grads(ctx, dq, dk, dv)
+  return C.reshape(dq, ctx.qshape), C.reshape(dk, ctx.kshape), C.reshape(dv, ctx.vshape)
+end
+
+-- the flash-style kernels (cl/attention.cl)
+local function tiled_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
+  to_blocks(ctx, q, k, v, scale, qs_, ks_, vs_)
+  ctx.tiled = true
+  ctx.o, ctx.lse = C.nn_attn_fwd(ctx.q3, ctx.k3, ctx.v3, scale)
+  return C.reshape(ctx.o, out_shape(ctx))
 end
 
 local function tiled_vjp(ctx, g)
-  local s = ctx.qshape
-  local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
-  local dq, dk, dv = C.nn_attn_bwd(g3, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale)
-  return C.reshape(dq, ctx.qshape), C.reshape(dk, ctx.kshape), C.reshape(dv, ctx.vshape)
+  return grads(ctx, C.nn_attn_bwd(g_block(ctx, g), ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale))
 end
 
 local function tiled_jvp(ctx, tq, tk, tv)
   local t = C.nn_attn_jvp(tq and flat3(tq, ctx.qshape), tk and flat3(tk, ctx.kshape), tv and flat3(tv, ctx.vshape),
     ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.scale)
-  local s = ctx.qshape
-  return C.reshape(t, { s[1], s[2], s[3], ctx.vshape[4] })
+  return C.reshape(t, out_shape(ctx))
 end
 
 -- The materialized path runs over chunks of heads, so that one chunk's
@@ -99,33 +115,28 @@ local function materialized_forward(ctx, q3, k3, v3, scale, qs_, ks_, vs_)
     os_[i] = C.matmul(ps[i], vc)
   end)
   ctx.ps = ps
-  return C.reshape(cat(os_), { qs_[1], qs_[2], qs_[3], vs_[4] })
+  return C.reshape(cat(os_), out_shape(ctx))
 end
 
--- the host kernels (src/attention_host.c) on {B h, rows, cols} blocks
+-- the host kernels (src/attention_host.c)
 local function host_forward(ctx, q, k, v, scale, qs_, ks_, vs_)
-  local q3, k3, v3 = flat3(q, qs_), flat3(k, ks_), flat3(v, vs_)
+  to_blocks(ctx, q, k, v, scale, qs_, ks_, vs_)
+  ctx.host = true
   local n, m, d, e = qs_[3], ks_[3], qs_[4], vs_[4]
   local keep = M.keep_scores
   -- P {N, M} within q, k, v, o, and a backward to come (the tape records)
   if keep == nil then keep = A.grad_enabled() and n * m <= (n + m) * (d + e) end
-  local o, lse, p = C.nn_attn_host_fwd(q3, k3, v3, scale, keep)
-  ctx.host, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.p, ctx.scale = true, q3, k3, v3, o, lse, p, scale
-  ctx.qshape, ctx.kshape, ctx.vshape = qs_, ks_, vs_
-  return C.reshape(o, { qs_[1], qs_[2], qs_[3], vs_[4] })
+  ctx.o, ctx.lse, ctx.p = C.nn_attn_host_fwd(ctx.q3, ctx.k3, ctx.v3, scale, keep)
+  return C.reshape(ctx.o, out_shape(ctx))
 end
 
 local function host_vjp(ctx, g)
-  local s = ctx.qshape
-  local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
-  local dq, dk, dv = C.nn_attn_host_bwd(g3, ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.p, ctx.scale)
-  return C.reshape(dq, ctx.qshape), C.reshape(dk, ctx.kshape), C.reshape(dv, ctx.vshape)
+  return grads(ctx, C.nn_attn_host_bwd(g_block(ctx, g), ctx.q3, ctx.k3, ctx.v3, ctx.o, ctx.lse, ctx.p, ctx.scale))
 end
 
 -- the materialized jvp from the forward's ctx (P per chunk)
 local function materialized_jvp(ctx, tq, tk, tv)
-  local s = ctx.qshape
-  local oshape = { s[1], s[2], s[3], ctx.vshape[4] }
+  local oshape = out_shape(ctx)
   if not (tq or tk or tv) then return C.full(oshape, 0, C.dtype(ctx.qs)) end
   local tq3 = tq and flat3(tq, ctx.qshape)
   local tk3 = tk and flat3(tk, ctx.kshape)
@@ -180,8 +191,7 @@ local attention = O.def("attention", {
     if ctx.tiled then return tiled_vjp(ctx, g) end
     if ctx.host then return host_vjp(ctx, g) end
     local needs = ctx.needs or { true, true, true }
-    local s = ctx.qshape
-    local g3 = C.reshape(packed(g), { s[1] * s[2], s[3], ctx.vshape[4] })
+    local g3 = g_block(ctx, g)
     local ks = (needs[1]) and C.binary("mul", ctx.k3, ctx.scale) or nil -- s K
     local dqs, dks, dvs = {}, {}, {}
     each_chunk(ctx, function(i, first, count)
