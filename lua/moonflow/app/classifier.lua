@@ -93,9 +93,7 @@ function Classifier.run(cfg, opts)
   end
   local lock, log = Train.open_folder(cfg, opts, start, "step,loss,lr,time")
   local log_path, acc_path = out .. "/log.csv", out .. "/accuracy.csv"
-  mf.core.write_file(acc_path, start > 0 and Train.kept_log(acc_path, start, cfg.eval_every, total,
-    "step,test_accuracy") or "step,test_accuracy\n")
-  local acc_log = assert(io.open(acc_path, "a"))
+  local acc_log = Train.log_file(acc_path, start, cfg.eval_every, total, "step,test_accuracy")
   local progress = Progress.new { total = total, every = cfg.log_every, start = start, state = window }
   local ckpt = out .. "/checkpoint.safetensors"
   local accuracy

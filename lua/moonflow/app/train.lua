@@ -203,10 +203,7 @@ function Train.open_folder(cfg, opts, start, header)
   end
   if opts.started then opts.started(cfg) end
   write_file(out .. "/config.lua", "return " .. Config.render(cfg) .. "\n")
-  local log_path = out .. "/log.csv"
-  write_file(log_path, start > 0 and Train.kept_log(log_path, start, cfg.log_every, cfg.steps, header)
-    or header .. "\n")
-  return lock, assert(io.open(log_path, "a"))
+  return lock, Train.log_file(out .. "/log.csv", start, cfg.log_every, cfg.steps, header)
 end
 
 -- Whether two folder names name the same folder, as far as their absolute
@@ -278,7 +275,7 @@ end
 -- The lines of an earlier log.csv to keep when resuming at step `start`:
 -- the window ends up to it (and a run's last step), so the file reads as one run.
 local function kept_log(path, start, every, total, header)
-  local kept = { header or "step,loss,lr,time" }
+  local kept = { header }
   local f = io.open(path)
   if f then
     for line in f:lines() do
@@ -289,7 +286,13 @@ local function kept_log(path, start, every, total, header)
   end
   return table.concat(kept, "\n") .. "\n"
 end
-Train.kept_log = kept_log
+
+-- A CSV log at path for a run resuming after step `start` (0: a new run):
+-- its kept rows (kept_log) or just the header, then open for appending.
+function Train.log_file(path, start, every, total, header)
+  write_file(path, start > 0 and kept_log(path, start, every, total, header) or header .. "\n")
+  return assert(io.open(path, "a"))
+end
 
 -- REPA's diffusion and alignment losses, averaged on the device over each
 -- log window and written to parts.csv (step,diffusion_loss,repa_loss) at the
@@ -308,9 +311,7 @@ function Parts.new(path, start, cfg, st, dist)
     self.d, self.r, self.count = st.d, st.r, st.count
   end
   if dist and not dist.main then return self end
-  write_file(path, start > 0 and Train.kept_log(path, start, cfg.log_every, cfg.steps, parts_header)
-    or parts_header .. "\n")
-  self.file = assert(io.open(path, "a"))
+  self.file = Train.log_file(path, start, cfg.log_every, cfg.steps, parts_header)
   return self
 end
 
@@ -424,9 +425,7 @@ local function run(cfg, opts, dist)
   if image and main then
     -- rows up to the resumed step; a resume at the last step measures it again
     local keep = start == total and start - 1 or start
-    write_file(evals_path, start > 0 and kept_log(evals_path, keep, eval_every > 0 and eval_every or total, total,
-      evals_header) or evals_header .. "\n")
-    evals_log = assert(io.open(evals_path, "a"))
+    evals_log = Train.log_file(evals_path, keep, eval_every > 0 and eval_every or total, total, evals_header)
   end
   local progress = Progress.new { total = cfg.steps, every = cfg.log_every, start = start, state = window }
   -- REPA's two losses, logged apart (parts.csv) for the alignment curve
